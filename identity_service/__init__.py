@@ -1,0 +1,1 @@
+"""The Tecken identity service: OIDC sign-in, users, permissions and API tokens."""
