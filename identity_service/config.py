@@ -56,7 +56,7 @@ def is_loopback_host(host: str) -> bool:
 
 
 def http_url(text: str) -> str:
-    """Read an https URL, or an http one on a loopback address, without a slash at the end."""
+    """Read an https URL, or an http one on a loopback host; drop a final slash."""
     url = text.strip().rstrip("/")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -1,0 +1,149 @@
+"""Building and running the gRPC server.
+
+The server offers IdentityService, the standard grpc.health.v1 service and
+server reflection (so `grpcurl -plaintext HOST:PORT list` works). On SIGTERM
+or SIGINT it reports NOT_SERVING, refuses new calls, lets the calls in flight
+finish within SHUTDOWN_GRACE_SECONDS and exits 0.
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tecken_identity._generated import identity_pb2 as pb
+from tecken_identity._generated import identity_pb2_grpc as pb_grpc
+
+from . import database, migrate
+from .auth0 import Auth0Client
+from .authn import Authenticator
+from .clock import Clock, clock_for
+from .config import Config, ConfigError
+from .oidc import OidcClient
+from .recheck import BlockedCheck
+from .servicer import IdentityServicer, Services
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+
+# Room for a 1 MiB field plus the rest of a request, so oversized fields reach
+# the handlers and get INVALID_ARGUMENT naming the field.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def build_services(config: Config, clock: Clock | None = None) -> Services:
+    """Wire the store, the Auth0 client, the OIDC client and the checks."""
+    clock = clock or clock_for(config.clock_offset_file)
+    engine = database.create_engine(
+        config.database_url, pool_size=config.database_pool_size
+    )
+    store = Store(engine)
+    auth0 = Auth0Client(config, clock)
+    check = BlockedCheck(
+        enabled=config.enable_auth0_blocked_check,
+        interval_seconds=config.not_blocked_in_auth0_interval_seconds,
+        clock=clock,
+        store=store,
+        auth0=auth0,
+    )
+    return Services(
+        config=config,
+        clock=clock,
+        store=store,
+        auth0=auth0,
+        oidc=OidcClient(config, clock),
+        check=check,
+        authenticator=Authenticator(store=store, clock=clock, check=check),
+    )
+
+
+async def close_services(services: Services) -> None:
+    """Close the HTTP clients and the database pool."""
+    await services.auth0.aclose()
+    await services.oidc.aclose()
+    await services.store.engine.dispose()
+
+
+def create_server(
+    services: Services, listen: str
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Create the server bound to listen; return it, its port and its health."""
+    server = grpc.aio.server(
+        options=(
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.so_reuseport", 0),
+        )
+    )
+    pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(services), server)
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise ConfigError(f"IDENTITY_LISTEN={listen!r}: cannot listen there")
+    return server, port, health_servicer
+
+
+async def check_schema(services: Services) -> None:
+    """Refuse to serve a database whose schema is not the code's."""
+    current = await migrate.current_revision(services.store.engine)
+    head = migrate.head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the database schema is at {current or 'nothing'}, the code needs "
+            f"{head}: run `identity-service migrate`"
+        )
+
+
+async def serve(config: Config) -> None:
+    """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
+    services = build_services(config)
+    try:
+        await check_schema(services)
+        server, port, health_servicer = create_server(services, config.listen)
+        await server.start()
+
+        for name in (SERVICE_NAME, ""):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        host = config.listen.rpartition(":")[0]
+        logger.info("serving on %s:%d", host, port)
+        print(f"identity-service listening on {host}:{port}", flush=True)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+
+        logger.info(
+            "shutting down; calls in flight have %.1f s", config.shutdown_grace_seconds
+        )
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(config.shutdown_grace_seconds)
+        logger.info("stopped")
+    finally:
+        await close_services(services)
+
+
+def run(config: Config) -> int:
+    """Serve until stopped; return the process exit code."""
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as error:
+        print(f"identity-service: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"identity-service: cannot start: {error}", file=sys.stderr)
+        return 1
+    return 0
