@@ -97,10 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = settings.load()
-        logging.basicConfig(
-            level=config.log_level,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+        configure_logging(config.log_level)
         if args.command == "serve":
             return server.run(config)
         if args.command == "settings":
@@ -112,6 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"identity-service: {error}", file=sys.stderr)
         return error.exit_code
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at level, keeping libraries that log URLs quiet."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # httpx logs every request's URL at INFO, and a users-by-email URL holds an
+    # email; alembic narrates each connection.
+    for name in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(name).setLevel(
+            max(logging.WARNING, logging.getLevelName(level))
+        )
 
 
 def show_settings(config: Config) -> int:
@@ -280,3 +290,7 @@ def parse_import_line(line: str, config: Config, now: datetime.datetime) -> dict
         "notes": validation.notes(str(raw.get("notes", ""))),
         "expires_at": expire_time,
     }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,6 +66,16 @@ def http_url(text: str) -> str:
     return url
 
 
+def issuer_url(text: str) -> str:
+    """Read an issuer URL as http_url does, but keep it exactly as written.
+
+    ID tokens' `iss` must equal the issuer character for character, and Auth0's
+    issuers end with a slash.
+    """
+    http_url(text)
+    return text.strip()
+
+
 def listen_address(text: str) -> str:
     """Read HOST:PORT for the gRPC server."""
     host, sep, port = text.strip().rpartition(":")
@@ -115,9 +125,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "OIDC_OP_ISSUER",
         "http://127.0.0.1:9400",
-        http_url,
-        "The OpenID Connect provider's issuer URL; its discovery document "
-        "supplies the endpoints, and every ID token's `iss` must equal it.",
+        issuer_url,
+        "The OpenID Connect provider's issuer URL, exactly as the provider writes "
+        "it (Auth0's ends with `/`); its discovery document supplies the "
+        "endpoints, and every ID token's `iss` must equal it.",
     ),
     Setting(
         "OIDC_RP_CLIENT_ID",
