@@ -1,0 +1,1 @@
+"""Local stand-ins for the upstreams, for development and tests."""
