@@ -44,7 +44,9 @@ def email(value: str, field: str = "email") -> str:
     local, at, domain = candidate.rpartition("@")
     if not at or not EMAIL_LOCAL.fullmatch(local) or not EMAIL_DOMAIN.fullmatch(domain):
         raise errors.InvalidArgument(
-            errors.EMAIL_INVALID, field, "is not an email address like name@example.com"
+            errors.EMAIL_INVALID,
+            field,
+            "is not an email address of the form name@domain",
         )
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise errors.InvalidArgument(
