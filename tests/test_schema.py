@@ -1,4 +1,4 @@
-"""The migrations create exactly the models' schema, and the generated code is current."""
+"""The migrations make exactly the models' schema; the generated code is current."""
 
 import asyncio
 import pathlib
