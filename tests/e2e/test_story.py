@@ -6,6 +6,8 @@ stops the token once the interval has passed, and a new sign-in after the
 unblock brings everything back.
 """
 
+import signal
+
 import grpc
 import pytest
 from tecken_identity._generated import identity_pb2 as pb
@@ -142,14 +144,14 @@ def test_administrator_deactivation_survives_sign_in(stack):
 
 
 def test_auth0_unreachable_when_due_refuses_without_deactivating(stack):
-    stack.sign_in("frank@example.com")
+    session = stack.sign_in("frank@example.com").session_token
     stack.call(
         "SetPermissions",
         pb.SetPermissionsRequest(email="frank@example.com", permissions=[MANAGE]),
         stack.admin_key,
     )
     key = stack.call(
-        "CreateToken", pb.CreateTokenRequest(permissions=[MANAGE]), stack.admin_key
+        "CreateToken", pb.CreateTokenRequest(permissions=[MANAGE]), session
     ).token
 
     stack.advance(INTERVAL + 1)
@@ -159,7 +161,16 @@ def test_auth0_unreachable_when_due_refuses_without_deactivating(stack):
         "AUTH0_UNAVAILABLE",
     )
     stack.auth0.faults()
-    assert validate(stack, key).user.active
+    # The admin's own check is due too, so the look is taken once Auth0 is back.
+    user = stack.call(
+        "GetUser", pb.GetUserRequest(email="frank@example.com"), stack.admin_key
+    ).user
+    assert user.active
+    assert user.inactive_reason == pb.INACTIVE_REASON_UNSPECIFIED
+
+    answer = validate(stack, key)
+    assert answer.user.email == "frank@example.com"
+    assert answer.user.active
 
 
 def test_logout_ends_the_session(stack):
@@ -202,3 +213,37 @@ def test_login_state_expires(stack):
 
 def test_graceful_shutdown_exits_zero(stack):
     assert stack.server.stop() == 0
+
+
+def test_shutdown_lets_a_call_in_flight_finish_and_refuses_new_ones(stack):
+    session = stack.sign_in("hana@example.com").session_token
+    stack.call(
+        "SetPermissions",
+        pb.SetPermissionsRequest(email="hana@example.com", permissions=[MANAGE]),
+        stack.admin_key,
+    )
+    key = stack.call(
+        "CreateToken", pb.CreateTokenRequest(permissions=[MANAGE]), session
+    ).token
+    stack.advance(INTERVAL + 1)
+    # The check now due takes a second at Auth0, so the call is in flight
+    # when the server is told to stop.
+    stack.auth0.faults(delay_seconds=1.0)
+
+    before = stack.auth0.stats()["users_by_email_requests"]
+    in_flight = stack.stub.ValidateToken.future(
+        pb.ValidateTokenRequest(token=key), timeout=10
+    )
+    # Each stats request is a real round trip, so this loop waits on the
+    # event (the lookup arriving at Auth0), not on time.
+    for _ in range(5000):
+        if stack.auth0.stats()["users_by_email_requests"] > before:
+            break
+    assert not in_flight.done()
+    stack.server.process.send_signal(signal.SIGTERM)
+
+    assert in_flight.result().user.email == "hana@example.com"
+    assert stack.server.process.wait(timeout=15) == 0
+    with pytest.raises(grpc.RpcError) as caught:
+        stack.call("ValidateToken", pb.ValidateTokenRequest(token=key), timeout=2)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
