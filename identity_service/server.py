@@ -89,9 +89,16 @@ def create_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
-    port = server.add_insecure_port(listen)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError:
+        # grpc reports a taken or unassignable address this way.
+        port = 0
     if port == 0:
-        raise ConfigError(f"IDENTITY_LISTEN={listen!r}: cannot listen there")
+        raise ConfigError(
+            f"IDENTITY_LISTEN={listen!r}: cannot listen there (in use, or not "
+            "an address of this machine)"
+        )
     return server, port, health_servicer
 
 
