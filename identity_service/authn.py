@@ -3,13 +3,16 @@
 The order of the checks is fixed: the key's shape, then the stored token, its
 revocation and expiry, then its owner's state, then the Auth0 re-check when it
 is due, and last the permissions asked for. A token is accepted only when
-every step passes.
+every step passes. The token and its owner come from the process's cache when
+it holds them (see cache.py for how long a cached answer can lag a change);
+expiry and the interval are decided afresh at every call.
 """
 
 import dataclasses
 from collections.abc import Sequence
 
 from . import errors, keys
+from .cache import TokenCache
 from .clock import Clock
 from .recheck import BlockedCheck
 from .store import SESSION, Store, TokenRecord, UserRecord
@@ -29,10 +32,13 @@ class Authenticated:
 class Authenticator:
     """Checks tokens against the store, the clock and the Auth0 re-check."""
 
-    def __init__(self, *, store: Store, clock: Clock, check: BlockedCheck) -> None:
+    def __init__(
+        self, *, store: Store, clock: Clock, check: BlockedCheck, cache: TokenCache
+    ) -> None:
         self.store = store
         self.clock = clock
         self.check = check
+        self.cache = cache
 
     async def authenticate(
         self,
@@ -49,7 +55,13 @@ class Authenticator:
         USER_BLOCKED, PERMISSION_MISSING) or Unavailable (AUTH0_UNAVAILABLE).
         """
         key = keys.parse(sent, field=field)
-        found = await self.store.find_token(keys.digest(key))
+        key_hash = keys.digest(key)
+        epoch = self.cache.epoch
+        found = self.cache.get(key_hash)
+        if found is None:
+            found = await self.store.find_token(key_hash)
+            if found is not None:
+                self.cache.put(key_hash, *found, epoch)
         if found is None or not keys.same_digest(found[0].key_hash, key):
             raise errors.Unauthenticated(errors.TOKEN_NOT_FOUND, "no such token")
 
@@ -61,7 +73,13 @@ class Authenticator:
         if not user.active:
             raise errors.PermissionDenied(errors.USER_INACTIVE, "the user is inactive")
 
-        user = await self.check.ensure_not_blocked(user, timeout=timeout)
+        if self.check.is_due(user, self.clock.now()):
+            user = await self.check.ensure_not_blocked(user, timeout=timeout)
+            self.cache.update_user(user, epoch)
+            if not user.active:
+                raise errors.PermissionDenied(
+                    errors.USER_INACTIVE, "the user is inactive"
+                )
 
         granted = effective_permissions(token, user)
         missing = required - granted

@@ -109,6 +109,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Address the gRPC server listens on, as HOST:PORT; port 0 picks a free one.",
     ),
     Setting(
+        "IDENTITY_WORKERS",
+        "1",
+        positive_int,
+        "Server processes sharing the listening port (SO_REUSEPORT); one per "
+        "core uses the whole host.",
+    ),
+    Setting(
+        "TOKEN_CACHE_SECONDS",
+        "1",
+        positive_float,
+        "Longest time a cached token answer may lag a revocation, permission "
+        "change or deactivation made by another process; this process's own "
+        "changes take effect at once.",
+    ),
+    Setting(
+        "TOKEN_CACHE_MAX_ENTRIES",
+        "100000",
+        positive_int,
+        "Tokens each server process keeps in its cache.",
+    ),
+    Setting(
         "DATABASE_URL",
         "sqlite:///var/identity.sqlite3",
         text,
@@ -263,6 +284,9 @@ class Config:
     """The settings after parsing and after their defaults are worked out."""
 
     listen: str
+    workers: int
+    token_cache_seconds: float
+    token_cache_max_entries: int
     database_url: str
     database_pool_size: int
     oidc_issuer: str
@@ -335,6 +359,9 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
 
     return Config(
         listen=raw["IDENTITY_LISTEN"],
+        workers=raw["IDENTITY_WORKERS"],
+        token_cache_seconds=raw["TOKEN_CACHE_SECONDS"],
+        token_cache_max_entries=raw["TOKEN_CACHE_MAX_ENTRIES"],
         database_url=raw["DATABASE_URL"],
         database_pool_size=raw["DATABASE_POOL_SIZE"],
         oidc_issuer=raw["OIDC_OP_ISSUER"],

@@ -8,6 +8,7 @@ tables through SQLAlchemy Core (`Token.__table__`), not ORM sessions.
 import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -133,6 +134,20 @@ class LoginAttempt(Base):
     use_time: Mapped[datetime.datetime | None] = mapped_column(
         UTCDateTime, nullable=True
     )
+
+
+class ChangeCounter(Base):
+    """One row counting the changes that can make a cached answer wrong.
+
+    Every revocation, permission change, activation, deactivation and extension
+    adds one in its own transaction; each server process reads it twice a
+    second and drops its token cache when it moves (see cache.py).
+    """
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AuditEvent(Base):

@@ -7,8 +7,9 @@ raises Unavailable and changes nothing, so nobody is deactivated by mistake and
 nobody blocked slips through.
 
 Concurrent checks of one user in this process share one task, so a hundred
-calls arriving together make one Auth0 request and one database write.
-Replicas each ask on their own; the rate is still bounded by the interval.
+calls arriving together make one Auth0 request and one database write. The
+task reads the user again from the database first, so a user whom another
+replica checked a moment ago is not asked about again.
 """
 
 import asyncio
@@ -64,7 +65,7 @@ class BlockedCheck:
 
         task = self._running.get(user.id)
         if task is None:
-            task = asyncio.ensure_future(self._check(user, timeout))
+            task = asyncio.ensure_future(self._check(user, timeout, force))
             self._running[user.id] = task
             task.add_done_callback(self._forget)
 
@@ -82,7 +83,18 @@ class BlockedCheck:
         if not task.cancelled():
             task.exception()
 
-    async def _check(self, user: UserRecord, timeout: float | None) -> UserRecord:
+    async def _check(
+        self, user: UserRecord, timeout: float | None, force: bool
+    ) -> UserRecord:
+        # The user may come from this process's cache; another process may
+        # have checked them since, or an administrator deactivated them.
+        fresh = await self.store.get_user_by_id(user.id)
+        if fresh is None or not fresh.active and not force:
+            return fresh or user
+        if not force and not self.is_due(fresh, self.clock.now()):
+            return fresh
+
+        user = fresh
         status = await self.auth0.block_status(user.email, timeout=timeout)
         now = self.clock.now()
 

@@ -7,9 +7,11 @@ finish within SHUTDOWN_GRACE_SECONDS and exits 0.
 """
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -17,9 +19,10 @@ from grpc_reflection.v1alpha import reflection
 from tecken_identity._generated import identity_pb2 as pb
 from tecken_identity._generated import identity_pb2_grpc as pb_grpc
 
-from . import database, migrate
+from . import database, migrate, workers
 from .auth0 import Auth0Client
 from .authn import Authenticator
+from .cache import TokenCache, refreshing
 from .clock import Clock, clock_for
 from .config import Config, ConfigError
 from .oidc import OidcClient
@@ -44,6 +47,12 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         config.database_url, pool_size=config.database_pool_size
     )
     store = Store(engine)
+    cache = TokenCache(
+        max_entries=config.token_cache_max_entries,
+        refresh_seconds=config.token_cache_seconds / 2,
+        max_staleness_seconds=config.token_cache_seconds,
+    )
+    store.change_listeners.append(cache.clear)
     auth0 = Auth0Client(config, clock)
     check = BlockedCheck(
         enabled=config.enable_auth0_blocked_check,
@@ -59,7 +68,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         auth0=auth0,
         oidc=OidcClient(config, clock),
         check=check,
-        authenticator=Authenticator(store=store, clock=clock, check=check),
+        authenticator=Authenticator(store=store, clock=clock, check=check, cache=cache),
     )
 
 
@@ -71,17 +80,28 @@ async def close_services(services: Services) -> None:
 
 
 def create_server(
-    services: Services, listen: str
+    services: Services,
+    listen: str,
+    *,
+    reuse_port: bool = False,
+    servicer: pb_grpc.IdentityServiceServicer | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Create the server bound to listen; return it, its port and its health."""
+    """Create the server bound to listen; return it, its port and its health.
+
+    reuse_port lets several worker processes share the port; otherwise a
+    second server on a taken port fails at start instead of sharing it.
+    servicer replaces the real handlers, for the benchmark's control.
+    """
     server = grpc.aio.server(
         options=(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_metadata_size", MAX_METADATA_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         )
     )
-    pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(services), server)
+    pb_grpc.add_IdentityServiceServicer_to_server(
+        servicer or IdentityServicer(services), server
+    )
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -113,12 +133,22 @@ async def check_schema(services: Services) -> None:
         )
 
 
-async def serve(config: Config) -> None:
+async def serve(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    make_servicer: Callable[[Services], pb_grpc.IdentityServiceServicer] | None = None,
+) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
     services = build_services(config)
     try:
         await check_schema(services)
-        server, port, health_servicer = create_server(services, config.listen)
+        server, port, health_servicer = create_server(
+            services,
+            config.listen,
+            reuse_port=reuse_port,
+            servicer=make_servicer(services) if make_servicer else None,
+        )
         await server.start()
 
         for name in (SERVICE_NAME, ""):
@@ -131,7 +161,9 @@ async def serve(config: Config) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        cache = services.authenticator.cache
+        async with refreshing(cache, services.store.read_generation):
+            await stop.wait()
 
         logger.info(
             "shutting down; calls in flight have %.1f s", config.shutdown_grace_seconds
@@ -144,9 +176,25 @@ async def serve(config: Config) -> None:
 
 
 def run(config: Config) -> int:
-    """Serve until stopped; return the process exit code."""
+    """Serve until stopped, in IDENTITY_WORKERS processes; return the exit code."""
+    if config.workers > 1:
+        try:
+            return workers.run_workers(
+                config.workers,
+                config.listen,
+                lambda address: run_one(dataclasses.replace(config, listen=address)),
+            )
+        except ConfigError as error:
+            print(f"identity-service: {error}", file=sys.stderr)
+            return 2
+    return run_one(config)
+
+
+def run_one(config: Config, *, reuse_port: bool | None = None) -> int:
+    """Run one server process until stopped; return its exit code."""
     try:
-        asyncio.run(serve(config))
+        reuse = config.workers > 1 if reuse_port is None else reuse_port
+        asyncio.run(serve(config, reuse_port=reuse))
     except ConfigError as error:
         print(f"identity-service: {error}", file=sys.stderr)
         return 2

@@ -7,10 +7,12 @@ transaction together with its audit record, so a change is either whole or
 absent, whatever happens to the process.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy
@@ -21,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import permissions as perms
 from .database import translated_errors
-from .models import AuditEvent, LoginAttempt, Token, User
+from .models import AuditEvent, ChangeCounter, LoginAttempt, Token, User
 
 users = User.__table__
 tokens = Token.__table__
 attempts = LoginAttempt.__table__
 audit = AuditEvent.__table__
+changes = ChangeCounter.__table__
 
 BLOCKED_IN_AUTH0 = "blocked_in_auth0"
 DEACTIVATED = "deactivated"
@@ -140,6 +143,35 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Called after this process commits a change that can make a cached
+        # answer wrong; the token cache drops itself there.
+        self.change_listeners: list[Callable[[], None]] = []
+
+    @contextlib.asynccontextmanager
+    async def changing(self) -> AsyncIterator[AsyncConnection]:
+        """Open a transaction for a change that cached answers must not outlive.
+
+        The change counter moves in the same transaction, so other processes
+        see it exactly when they can see the change; this process's listeners
+        run once it is committed.
+        """
+        async with translated_errors(), self.engine.begin() as connection:
+            await connection.execute(
+                update(changes)
+                .where(changes.c.id == 1)
+                .values(value=changes.c.value + 1)
+            )
+            yield connection
+        for listener in self.change_listeners:
+            listener()
+
+    async def read_generation(self) -> int:
+        """Return the change counter, which moves with every such change."""
+        async with translated_errors(), self.engine.connect() as connection:
+            result = await connection.execute(
+                select(changes.c.value).where(changes.c.id == 1)
+            )
+            return int(result.scalar_one())
 
     async def find_token(
         self, key_hash: bytes
@@ -188,7 +220,7 @@ class Store:
         now: datetime.datetime,
     ) -> tuple[UserRecord, bool]:
         """Replace a user's permissions, creating the user if unknown."""
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             user, created = await ensure_user(connection, email, now)
 
             values: dict[str, Any] = {"permissions": perms.encode(granted)}
@@ -210,7 +242,7 @@ class Store:
         self, email: str, active: bool, *, actor: str, now: datetime.datetime
     ) -> UserRecord | None:
         """Activate or deactivate a user as an administrator; None if unknown."""
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             user = await fetch_user(connection, email_key(email), for_update=True)
             if user is None:
                 return None
@@ -261,7 +293,7 @@ class Store:
         Only a deactivation by the check is undone: one by an administrator
         stays, whatever the order of events.
         """
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             result = await connection.execute(
                 update(users)
                 .where(users.c.id == user_id)
@@ -287,7 +319,7 @@ class Store:
         A user an administrator already deactivated keeps that reason, so a
         later sign-in does not reactivate them.
         """
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             result = await connection.execute(
                 update(users)
                 .where(users.c.id == user_id)
@@ -392,7 +424,7 @@ class Store:
         self, token_id: str, *, actor: str, now: datetime.datetime
     ) -> bool:
         """Revoke a token that is not yet revoked; False if there was none."""
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             result = await connection.execute(
                 update(tokens)
                 .where(tokens.c.id == token_id, tokens.c.revoke_time.is_(None))
@@ -418,7 +450,7 @@ class Store:
         now: datetime.datetime,
     ) -> TokenRecord:
         """Set a token's new expiry, with its audit record."""
-        async with translated_errors(), self.engine.begin() as connection:
+        async with self.changing() as connection:
             result = await connection.execute(
                 update(tokens)
                 .where(tokens.c.id == token_id)
