@@ -113,6 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def configure_logging(level: str) -> None:
     """Log to stderr at level, keeping libraries that log URLs quiet."""
+    # The server logs a line per call; skipping the caller, thread and process
+    # lookups that no line here prints makes each record cheaper to build.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -59,3 +59,37 @@ def token_info(token: TokenRecord, now: datetime.datetime) -> pb.TokenInfo:
 def token_kind(token: TokenRecord) -> int:
     """Return the TokenKind of a stored token."""
     return pb.TOKEN_KIND_SESSION if token.kind == SESSION else pb.TOKEN_KIND_API
+
+
+class ValidateResponses:
+    """ValidateToken responses, built once per token and owner as cached.
+
+    A response depends only on the token and its owner's records. While the
+    token cache hands out the same record objects, the response built for them
+    is reused as it is; a changed record is a new object, so a new response is
+    built. gRPC only reads a response it sends, so sharing one is safe.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._built: dict[bytes, tuple[object, object, pb.ValidateTokenResponse]] = {}
+
+    def response_for(
+        self, token: TokenRecord, user: UserRecord, granted: frozenset[str]
+    ) -> pb.ValidateTokenResponse:
+        """Return the response for a validated token, reusing a built one."""
+        entry = self._built.get(token.key_hash)
+        if entry is not None and entry[0] is token and entry[1] is user:
+            return entry[2]
+
+        response = pb.ValidateTokenResponse(
+            user=user_message(user),
+            permissions=sorted(granted),
+            kind=token_kind(token),
+            expire_time=timestamp(token.expire_time),
+            token_id=token.id,
+        )
+        if len(self._built) >= self.limit:
+            self._built.clear()
+        self._built[token.key_hash] = (token, user, response)
+        return response

@@ -70,6 +70,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self.responses = convert.ValidateResponses()
 
     async def caller(self, context: grpc.aio.ServicerContext) -> Authenticated:
         """Authenticate the caller's own credential from the metadata."""
@@ -220,12 +221,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         result = await self.s.authenticator.authenticate(
             request.token, timeout=time_left(context), required=required
         )
-        return pb.ValidateTokenResponse(
-            user=convert.user_message(result.user),
-            permissions=sorted(result.permissions),
-            kind=convert.token_kind(result.token),
-            expire_time=convert.timestamp(result.token.expire_time),
-            token_id=result.token.id,
+        return self.responses.response_for(
+            result.token, result.user, result.permissions
         )
 
     @rpc

@@ -1,0 +1,1 @@
+"""The ValidateToken benchmark: `make bench` runs `python -m benchmarks.run`."""
