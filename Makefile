@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
 .PHONY: install run test lint format protos buf-lint bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -36,6 +38,14 @@ protos: $(STAMP)
 
 buf-lint:
 	npx --yes @bufbuild/buf@1.75.0 lint
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ./clients/python -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## bench: ValidateToken against the control, on SQLite and PostgreSQL (about 6 minutes)
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) var
