@@ -237,6 +237,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest wait for one Auth0 request; the caller's deadline can shorten it.",
     ),
     Setting(
+        "AUTH0_MAX_REQUESTS_PER_SECOND",
+        "10",
+        positive_float,
+        "Ceiling on the requests each server process sends to Auth0 in any second "
+        "(token and lookups together); a call that cannot have a turn within its "
+        "deadline gets `AUTH0_UNAVAILABLE` at once. The default fits a paid "
+        "production tenant (about 16 a second sustained) and leaves room for the "
+        "tenant's other clients; a free tenant allows about 2, a non-production "
+        "one under 1. With several replicas, divide the tenant's share among them.",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_SECONDS",
         "10",
         positive_float,
@@ -283,6 +294,7 @@ class Config:
     auth0_client_id: str
     auth0_client_secret: str
     auth0_timeout_seconds: float
+    auth0_max_requests_per_second: float
     shutdown_grace_seconds: float
     clock_offset_file: str | None
     log_level: str
@@ -357,6 +369,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         auth0_client_id=raw["AUTH0_CLIENT_ID"] or raw["OIDC_RP_CLIENT_ID"],
         auth0_client_secret=raw["AUTH0_CLIENT_SECRET"] or raw["OIDC_RP_CLIENT_SECRET"],
         auth0_timeout_seconds=raw["AUTH0_TIMEOUT_SECONDS"],
+        auth0_max_requests_per_second=raw["AUTH0_MAX_REQUESTS_PER_SECOND"],
         shutdown_grace_seconds=raw["SHUTDOWN_GRACE_SECONDS"],
         clock_offset_file=raw["IDENTITY_CLOCK_OFFSET_FILE"],
         log_level=level,
