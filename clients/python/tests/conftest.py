@@ -14,10 +14,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import database_url, empty_database_url  # noqa: E402, F401
 from tests.e2e.conftest import (  # noqa: E402, F401
     auth0,
     auth0_process,
     provider,
     stack,
 )
+
+from tests.conftest import database_url, empty_database_url  # noqa: E402, F401
