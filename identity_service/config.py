@@ -109,6 +109,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Address the gRPC server listens on, as HOST:PORT; port 0 picks a free one.",
     ),
     Setting(
+        "IDENTITY_TLS_CERT",
+        None,
+        text,
+        "PEM file of the server's certificate, then any intermediates; with "
+        "`IDENTITY_TLS_KEY` set too, the port speaks TLS only. Read at start.",
+    ),
+    Setting(
+        "IDENTITY_TLS_KEY",
+        None,
+        text,
+        "PEM file of the unencrypted private key of `IDENTITY_TLS_CERT`.",
+    ),
+    Setting(
+        "IDENTITY_TLS_CLIENT_CA",
+        None,
+        text,
+        "PEM file of the CA certificates that sign callers' certificates; when "
+        "set, every caller must present one (mutual TLS). Needs TLS on.",
+    ),
+    Setting(
         "DATABASE_URL",
         "sqlite:///var/identity.sqlite3",
         text,
@@ -274,6 +294,9 @@ class Config:
     """The settings after parsing and after their defaults are worked out."""
 
     listen: str
+    tls_cert: str | None
+    tls_key: str | None
+    tls_client_ca: str | None
     database_url: str
     database_pool_size: int
     oidc_issuer: str
@@ -337,6 +360,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not a logging level")
 
+    check_tls_settings(raw)
+
     domain = raw["AUTH0_DOMAIN"] or urllib.parse.urlsplit(raw["OIDC_OP_ISSUER"]).netloc
     management_url = raw["AUTH0_MANAGEMENT_URL"]
     if management_url is None:
@@ -373,7 +398,23 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         shutdown_grace_seconds=raw["SHUTDOWN_GRACE_SECONDS"],
         clock_offset_file=raw["IDENTITY_CLOCK_OFFSET_FILE"],
         log_level=level,
+        tls_cert=raw["IDENTITY_TLS_CERT"],
+        tls_key=raw["IDENTITY_TLS_KEY"],
+        tls_client_ca=raw["IDENTITY_TLS_CLIENT_CA"],
     )
+
+
+def check_tls_settings(raw: Mapping[str, Any]) -> None:
+    """Refuse half a TLS set-up, which would otherwise serve plaintext."""
+    if bool(raw["IDENTITY_TLS_CERT"]) != bool(raw["IDENTITY_TLS_KEY"]):
+        raise ConfigError(
+            "IDENTITY_TLS_CERT and IDENTITY_TLS_KEY must be set together, or neither"
+        )
+    if raw["IDENTITY_TLS_CLIENT_CA"] and not raw["IDENTITY_TLS_CERT"]:
+        raise ConfigError(
+            "IDENTITY_TLS_CLIENT_CA needs TLS on: set IDENTITY_TLS_CERT and "
+            "IDENTITY_TLS_KEY too"
+        )
 
 
 def settings_markdown() -> str:

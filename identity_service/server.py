@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from tecken_identity._generated import identity_pb2 as pb
 from tecken_identity._generated import identity_pb2_grpc as pb_grpc
 
-from . import database, migrate
+from . import database, migrate, tls
 from .auth0 import Auth0Client
 from .authn import Authenticator
 from .clock import Clock, clock_for
@@ -71,9 +71,14 @@ async def close_services(services: Services) -> None:
 
 
 def create_server(
-    services: Services, listen: str
+    services: Services,
+    listen: str,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Create the server bound to listen; return it, its port and its health."""
+    """Create the server bound to listen; return it, its port and its health.
+
+    With credentials the port speaks TLS only; without, plaintext only.
+    """
     server = grpc.aio.server(
         options=(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
@@ -90,7 +95,10 @@ def create_server(
     )
 
     try:
-        port = server.add_insecure_port(listen)
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError:
         # grpc reports a taken or unassignable address this way.
         port = 0
@@ -113,18 +121,30 @@ async def check_schema(services: Services) -> None:
         )
 
 
+def transport_of(config: Config) -> str:
+    """Describe the port's transport for the start-up log line."""
+    if config.tls_client_ca:
+        return "TLS, client certificates required"
+    return "TLS" if config.tls_cert else "plaintext"
+
+
 async def serve(config: Config) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
+    # TLS files are checked before anything else, so a bad one is reported
+    # even when the database is down too.
+    credentials = tls.server_credentials(config)
     services = build_services(config)
     try:
         await check_schema(services)
-        server, port, health_servicer = create_server(services, config.listen)
+        server, port, health_servicer = create_server(
+            services, config.listen, credentials
+        )
         await server.start()
 
         for name in (SERVICE_NAME, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = config.listen.rpartition(":")[0]
-        logger.info("serving on %s:%d", host, port)
+        logger.info("serving on %s:%d (%s)", host, port, transport_of(config))
         print(f"identity-service listening on {host}:{port}", flush=True)
 
         stop = asyncio.Event()
