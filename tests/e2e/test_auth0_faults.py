@@ -213,6 +213,18 @@ def test_token_endpoint_down_while_lookups_work_refuses_in_time(stack, faults, w
     assert_unharmed_and_back(stack, person)
 
 
+def test_token_endpoint_down_changes_nothing_while_the_token_lasts(stack):
+    person = enrol(stack, "cached@example.com")
+    stack.advance(INTERVAL + 1)
+    stack.auth0.faults(status=503, applies_to="token")
+    before = stack.auth0.stats()["token_requests"]
+
+    answer = validate(stack, person.key)
+
+    assert answer.user.auth0_check_time != person.check_time
+    assert stack.auth0.stats()["token_requests"] == before
+
+
 # 401 on the management token: one fresh token, then failure
 
 
