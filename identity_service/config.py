@@ -143,6 +143,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Connections kept open to PostgreSQL by each server process.",
     ),
     Setting(
+        "DATABASE_TIMEOUT_SECONDS",
+        "5",
+        positive_float,
+        "Longest wait of the server for a PostgreSQL connection (pooled or new) "
+        "and for one statement; past it the call gets UNAVAILABLE.",
+    ),
+    Setting(
         "OIDC_OP_ISSUER",
         "http://127.0.0.1:9400",
         issuer_url,
@@ -299,6 +306,7 @@ class Config:
     tls_client_ca: str | None
     database_url: str
     database_pool_size: int
+    database_timeout_seconds: float
     oidc_issuer: str
     oidc_client_id: str
     oidc_client_secret: str
@@ -374,6 +382,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         listen=raw["IDENTITY_LISTEN"],
         database_url=raw["DATABASE_URL"],
         database_pool_size=raw["DATABASE_POOL_SIZE"],
+        database_timeout_seconds=raw["DATABASE_TIMEOUT_SECONDS"],
         oidc_issuer=raw["OIDC_OP_ISSUER"],
         oidc_client_id=raw["OIDC_RP_CLIENT_ID"],
         oidc_client_secret=raw["OIDC_RP_CLIENT_SECRET"],

@@ -41,7 +41,9 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
     """Wire the store, the Auth0 client, the OIDC client and the checks."""
     clock = clock or clock_for(config.clock_offset_file)
     engine = database.create_engine(
-        config.database_url, pool_size=config.database_pool_size
+        config.database_url,
+        pool_size=config.database_pool_size,
+        timeout=config.database_timeout_seconds,
     )
     store = Store(engine)
     auth0 = Auth0Client(config, clock)
