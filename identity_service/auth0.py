@@ -7,8 +7,10 @@ for it, so an email pasted into a query could change what the query matches.
 The management token comes from the client-credentials grant and is reused until
 shortly before it expires. Concurrent checks of one email share one request, and
 every wait, including the wait for a rate limit to reset, fits within the caller's
-deadline. Whatever Auth0 says that cannot be trusted raises `Auth0Unavailable`;
-an unclear answer is never read as blocked or as not blocked.
+deadline. Every request, token and lookups alike, first takes a turn from the
+request budget (AUTH0_MAX_REQUESTS_PER_SECOND); a check that cannot have one in
+time fails at once. Whatever Auth0 says that cannot be trusted raises
+`Auth0Unavailable`; an unclear answer is never read as blocked or as not blocked.
 """
 
 import asyncio
@@ -18,12 +20,15 @@ import functools
 import logging
 import math
 import re
+import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, TypeGuard, TypeVar
 
 import httpx
 
 from identity_service import errors
+from identity_service.budget import OverBudget, RequestBudget
 from identity_service.clock import Clock
 from identity_service.config import Config, is_loopback_host
 
@@ -40,6 +45,15 @@ TOKEN_RENEW_FRACTION = 0.1
 # A server that answers 429 again after every reset would otherwise be asked
 # without end; each wait is also bounded by the deadline.
 RATE_LIMIT_WAITS = 2
+
+# Work for a caller stops this long before their deadline, so that the answer,
+# UNAVAILABLE or the database write after a clear one, still reaches them in time.
+REPLY_MARGIN_SECONDS = 0.1
+
+# A turn from the request budget that leaves less than this for the request
+# itself is refused: the request would most likely time out, having spent a
+# turn of the budget for nothing.
+REQUEST_ROOM_SECONDS = 0.1
 
 # Only error codes of this shape are repeated in messages, so that nothing an
 # upstream echoes back (a client id, an email) reaches a log line.
@@ -66,12 +80,20 @@ class Auth0Unavailable(errors.Unavailable):
         super().__init__(errors.AUTH0_UNAVAILABLE, message)
 
 
+def usable_time(timeout: float | None) -> float | None:
+    """Return how long work may go on for a caller with timeout seconds left."""
+    if timeout is None:
+        return None
+    return max(timeout - REPLY_MARGIN_SECONDS, 0.0)
+
+
 class Deadline:
     """The time one check may still take, on the event loop's monotonic clock."""
 
     def __init__(self, timeout: float | None, per_request: float) -> None:
         self._loop = asyncio.get_running_loop()
-        self._end = math.inf if timeout is None else self._loop.time() + timeout
+        usable = usable_time(timeout)
+        self._end = math.inf if usable is None else self._loop.time() + usable
         self._per_request = per_request
 
     def left(self) -> float | None:
@@ -92,7 +114,11 @@ class Auth0Client:
     """Ask the Auth0 Management API whether users are blocked.
 
     `token_fetches` counts the requests sent to the token endpoint and `lookups`
-    the requests sent to users-by-email, retries included.
+    the requests sent to users-by-email, retries included. `budget` is shared by
+    every request this client sends; by default it allows
+    AUTH0_MAX_REQUESTS_PER_SECOND, with as many callers waiting as can have a
+    turn within AUTH0_TIMEOUT_SECONDS. `wall` reads the wall clock, against which
+    Auth0's rate-limit reset times are measured.
     """
 
     def __init__(
@@ -101,9 +127,13 @@ class Auth0Client:
         clock: Clock,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget: RequestBudget | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._clock = clock
+        self._wall = wall
+        self.budget = budget or default_budget(config)
         host = urllib.parse.urlsplit(config.auth0_management_url).hostname or ""
 
         # Proxy settings from the environment are kept for a real tenant, but a
@@ -146,7 +176,7 @@ class Auth0Client:
         key = email.lower()
         task = self._checks.get(key)
         if task is not None:
-            return await await_shared(task, timeout)
+            return await await_shared(task, usable_time(timeout))
 
         # The check carries this caller's deadline, so this caller waits for
         # it to end, and hears the precise reason when it fails.
@@ -276,6 +306,8 @@ class Auth0Client:
     async def _send_once(
         self, request: httpx.Request, deadline: Deadline, what: str
     ) -> httpx.Response:
+        await self._take_turn(deadline, what)
+
         budget = deadline.budget()
         request.extensions["timeout"] = httpx.Timeout(budget).as_dict()
 
@@ -291,6 +323,13 @@ class Auth0Client:
             name = type(error).__name__
             raise Auth0Unavailable(f"{what} failed: {name}") from error
 
+    async def _take_turn(self, deadline: Deadline, what: str) -> None:
+        max_wait = deadline.budget() - REQUEST_ROOM_SECONDS
+        try:
+            await self.budget.take_turn(max_wait)
+        except OverBudget as error:
+            raise Auth0Unavailable(f"{what} not sent: {error.message}") from error
+
     async def _wait_for_reset(
         self, response: httpx.Response, deadline: Deadline, what: str
     ) -> None:
@@ -298,7 +337,9 @@ class Auth0Client:
         if reset is None:
             raise Auth0Unavailable(f"{what} rate limited, with no usable reset time")
 
-        wait = max(reset - self._clock.timestamp(), 0.0)
+        # The reset is an instant on Auth0's clock, which the service's own
+        # clock (moved by tests) does not move; the wait is real time.
+        wait = max(reset - self._wall(), 0.0)
         until = datetime.datetime.fromtimestamp(reset, datetime.UTC)
         if wait >= deadline.budget():
             raise Auth0Unavailable(
@@ -315,6 +356,14 @@ class Auth0Client:
             self.token_fetches += 1
         elif path.endswith("/" + USERS_BY_EMAIL_PATH):
             self.lookups += 1
+
+
+def default_budget(config: Config) -> RequestBudget:
+    """Build the request budget the settings ask for."""
+    rate = config.auth0_max_requests_per_second
+    return RequestBudget(
+        rate, max_waiting=max(1, math.ceil(rate * config.auth0_timeout_seconds))
+    )
 
 
 async def await_shared(task: asyncio.Task[T], timeout: float | None) -> T:

@@ -130,6 +130,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Tokens each server process keeps in its cache.",
     ),
     Setting(
+        "IDENTITY_TLS_CERT",
+        None,
+        text,
+        "PEM file of the server's certificate, then any intermediates; with "
+        "`IDENTITY_TLS_KEY` set too, the port speaks TLS only. Read at start.",
+    ),
+    Setting(
+        "IDENTITY_TLS_KEY",
+        None,
+        text,
+        "PEM file of the unencrypted private key of `IDENTITY_TLS_CERT`.",
+    ),
+    Setting(
+        "IDENTITY_TLS_CLIENT_CA",
+        None,
+        text,
+        "PEM file of the CA certificates that sign callers' certificates; when "
+        "set, every caller must present one (mutual TLS). Needs TLS on.",
+    ),
+    Setting(
         "DATABASE_URL",
         "sqlite:///var/identity.sqlite3",
         text,
@@ -142,6 +162,13 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         positive_int,
         "Connections kept open to PostgreSQL by each server process.",
+    ),
+    Setting(
+        "DATABASE_TIMEOUT_SECONDS",
+        "5",
+        positive_float,
+        "Longest wait of the server for a PostgreSQL connection (pooled or new) "
+        "and for one statement; past it the call gets UNAVAILABLE.",
     ),
     Setting(
         "OIDC_OP_ISSUER",
@@ -258,6 +285,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest wait for one Auth0 request; the caller's deadline can shorten it.",
     ),
     Setting(
+        "AUTH0_MAX_REQUESTS_PER_SECOND",
+        "10",
+        positive_float,
+        "Ceiling on the requests each server process sends to Auth0 in any second "
+        "(token and lookups together); a call that cannot have a turn within its "
+        "deadline gets `AUTH0_UNAVAILABLE` at once. The default fits a paid "
+        "production tenant (about 16 a second sustained) and leaves room for the "
+        "tenant's other clients; a free tenant allows about 2, a non-production "
+        "one under 1. With several replicas, divide the tenant's share among them.",
+    ),
+    Setting(
         "SHUTDOWN_GRACE_SECONDS",
         "10",
         positive_float,
@@ -287,8 +325,12 @@ class Config:
     workers: int
     token_cache_seconds: float
     token_cache_max_entries: int
+    tls_cert: str | None
+    tls_key: str | None
+    tls_client_ca: str | None
     database_url: str
     database_pool_size: int
+    database_timeout_seconds: float
     oidc_issuer: str
     oidc_client_id: str
     oidc_client_secret: str
@@ -307,6 +349,7 @@ class Config:
     auth0_client_id: str
     auth0_client_secret: str
     auth0_timeout_seconds: float
+    auth0_max_requests_per_second: float
     shutdown_grace_seconds: float
     clock_offset_file: str | None
     log_level: str
@@ -349,6 +392,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL={raw['LOG_LEVEL']!r} is not a logging level")
 
+    check_tls_settings(raw)
+
     domain = raw["AUTH0_DOMAIN"] or urllib.parse.urlsplit(raw["OIDC_OP_ISSUER"]).netloc
     management_url = raw["AUTH0_MANAGEMENT_URL"]
     if management_url is None:
@@ -364,6 +409,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         token_cache_max_entries=raw["TOKEN_CACHE_MAX_ENTRIES"],
         database_url=raw["DATABASE_URL"],
         database_pool_size=raw["DATABASE_POOL_SIZE"],
+        database_timeout_seconds=raw["DATABASE_TIMEOUT_SECONDS"],
         oidc_issuer=raw["OIDC_OP_ISSUER"],
         oidc_client_id=raw["OIDC_RP_CLIENT_ID"],
         oidc_client_secret=raw["OIDC_RP_CLIENT_SECRET"],
@@ -384,10 +430,27 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         auth0_client_id=raw["AUTH0_CLIENT_ID"] or raw["OIDC_RP_CLIENT_ID"],
         auth0_client_secret=raw["AUTH0_CLIENT_SECRET"] or raw["OIDC_RP_CLIENT_SECRET"],
         auth0_timeout_seconds=raw["AUTH0_TIMEOUT_SECONDS"],
+        auth0_max_requests_per_second=raw["AUTH0_MAX_REQUESTS_PER_SECOND"],
         shutdown_grace_seconds=raw["SHUTDOWN_GRACE_SECONDS"],
         clock_offset_file=raw["IDENTITY_CLOCK_OFFSET_FILE"],
         log_level=level,
+        tls_cert=raw["IDENTITY_TLS_CERT"],
+        tls_key=raw["IDENTITY_TLS_KEY"],
+        tls_client_ca=raw["IDENTITY_TLS_CLIENT_CA"],
     )
+
+
+def check_tls_settings(raw: Mapping[str, Any]) -> None:
+    """Refuse half a TLS set-up, which would otherwise serve plaintext."""
+    if bool(raw["IDENTITY_TLS_CERT"]) != bool(raw["IDENTITY_TLS_KEY"]):
+        raise ConfigError(
+            "IDENTITY_TLS_CERT and IDENTITY_TLS_KEY must be set together, or neither"
+        )
+    if raw["IDENTITY_TLS_CLIENT_CA"] and not raw["IDENTITY_TLS_CERT"]:
+        raise ConfigError(
+            "IDENTITY_TLS_CLIENT_CA needs TLS on: set IDENTITY_TLS_CERT and "
+            "IDENTITY_TLS_KEY too"
+        )
 
 
 def settings_markdown() -> str:

@@ -47,8 +47,18 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=ASYNC_DRIVERS[backend])
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Create the async engine for DATABASE_URL, creating a SQLite file's folder."""
+def create_engine(
+    database_url: str, *, pool_size: int = 10, timeout: float | None = None
+) -> AsyncEngine:
+    """Create the async engine for DATABASE_URL, creating a SQLite file's folder.
+
+    On PostgreSQL, timeout bounds each wait: for a connection from the pool,
+    for a new connection, and for one statement. A database that stops
+    answering without closing its connections (paused, or cut off by the
+    network) then fails calls within seconds instead of holding them until
+    their deadline, or forever when they set none. Commands that may wait
+    on purpose, such as a migration queued behind another, leave it unset.
+    """
     url = async_url(database_url)
 
     if url.get_backend_name() == "sqlite":
@@ -59,12 +69,16 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
 
     # pre_ping replaces connections that died while idle, so the service comes
     # back by itself after PostgreSQL restarts.
+    connect_args = (
+        {} if timeout is None else {"timeout": timeout, "command_timeout": timeout}
+    )
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        pool_timeout=10,
+        pool_timeout=10 if timeout is None else timeout,
+        connect_args=connect_args,
     )
 
 

@@ -17,7 +17,7 @@ import datetime
 import logging
 
 from . import errors
-from .auth0 import Auth0Client, BlockStatus
+from .auth0 import Auth0Client, BlockStatus, await_shared, usable_time
 from .clock import Clock
 from .store import Store, UserRecord
 
@@ -64,10 +64,14 @@ class BlockedCheck:
             return user
 
         task = self._running.get(user.id)
-        if task is None:
-            task = asyncio.ensure_future(self._check(user, timeout, force))
-            self._running[user.id] = task
-            task.add_done_callback(self._forget)
+        if task is not None:
+            # The running check keeps the deadline of the caller who started
+            # it, which may be later than this caller's own.
+            return await await_shared(task, usable_time(timeout))
+
+        task = asyncio.ensure_future(self._check(user, timeout, force))
+        self._running[user.id] = task
+        task.add_done_callback(self._forget)
 
         # shield: a caller whose deadline passes must not cancel the check that
         # other callers are waiting on.

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from tecken_identity._generated import identity_pb2 as pb
 from tecken_identity._generated import identity_pb2_grpc as pb_grpc
 
-from . import database, migrate, workers
+from . import database, migrate, tls, workers
 from .auth0 import Auth0Client
 from .authn import Authenticator
 from .cache import TokenCache, refreshing
@@ -44,7 +44,9 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
     """Wire the store, the Auth0 client, the OIDC client and the checks."""
     clock = clock or clock_for(config.clock_offset_file)
     engine = database.create_engine(
-        config.database_url, pool_size=config.database_pool_size
+        config.database_url,
+        pool_size=config.database_pool_size,
+        timeout=config.database_timeout_seconds,
     )
     store = Store(engine)
     cache = TokenCache(
@@ -82,12 +84,14 @@ async def close_services(services: Services) -> None:
 def create_server(
     services: Services,
     listen: str,
+    credentials: grpc.ServerCredentials | None = None,
     *,
     reuse_port: bool = False,
     servicer: pb_grpc.IdentityServiceServicer | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server bound to listen; return it, its port and its health.
 
+    With credentials the port speaks TLS only; without, plaintext only.
     reuse_port lets several worker processes share the port; otherwise a
     second server on a taken port fails at start instead of sharing it.
     servicer replaces the real handlers, for the benchmark's control.
@@ -110,7 +114,10 @@ def create_server(
     )
 
     try:
-        port = server.add_insecure_port(listen)
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError:
         # grpc reports a taken or unassignable address this way.
         port = 0
@@ -133,6 +140,13 @@ async def check_schema(services: Services) -> None:
         )
 
 
+def transport_of(config: Config) -> str:
+    """Describe the port's transport for the start-up log line."""
+    if config.tls_client_ca:
+        return "TLS, client certificates required"
+    return "TLS" if config.tls_cert else "plaintext"
+
+
 async def serve(
     config: Config,
     *,
@@ -140,12 +154,16 @@ async def serve(
     make_servicer: Callable[[Services], pb_grpc.IdentityServiceServicer] | None = None,
 ) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
+    # TLS files are checked before anything else, so a bad one is reported
+    # even when the database is down too.
+    credentials = tls.server_credentials(config)
     services = build_services(config)
     try:
         await check_schema(services)
         server, port, health_servicer = create_server(
             services,
             config.listen,
+            credentials,
             reuse_port=reuse_port,
             servicer=make_servicer(services) if make_servicer else None,
         )
@@ -154,7 +172,7 @@ async def serve(
         for name in (SERVICE_NAME, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = config.listen.rpartition(":")[0]
-        logger.info("serving on %s:%d", host, port)
+        logger.info("serving on %s:%d (%s)", host, port, transport_of(config))
         print(f"identity-service listening on {host}:{port}", flush=True)
 
         stop = asyncio.Event()

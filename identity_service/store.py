@@ -156,12 +156,14 @@ class Store:
         run once it is committed.
         """
         async with translated_errors(), self.engine.begin() as connection:
+            yield connection
+            # Last, so the counter's row is locked only for the moment before
+            # the commit, and concurrent changes do not queue behind each other.
             await connection.execute(
                 update(changes)
                 .where(changes.c.id == 1)
                 .values(value=changes.c.value + 1)
             )
-            yield connection
         for listener in self.change_listeners:
             listener()
 

@@ -3,9 +3,11 @@
 It speaks the real API's paths, parameters and error shapes for the client-
 credentials token, users-by-email (exact, case-sensitive), the user search (only
 `q=email:"VALUE"`), and reading, creating and blocking users, kept in memory.
-Under `/_standin/`, with no token: `GET stats`, `POST reset` (counts, users and
-faults; issued tokens stay valid) and `POST faults` (a JSON object, `{}` clears).
-Faults apply to users-by-email unless `applies_to` is `token` or `all`.
+Under `/_standin/`, with no token: `GET stats`, `GET rate` (the most requests
+that arrived within any one second, to check a client's rate ceiling), `POST
+reset` (counts, arrivals, users and faults; issued tokens stay valid) and `POST
+faults` (a JSON object, `{}` clears). Faults apply to users-by-email unless
+`applies_to` is `token` or `all`.
 
     python -m identity_service.devstack.auth0_standin --port 0 \\
         --client-id ID --client-secret SECRET [--audience AUD] [--users FILE]
@@ -17,6 +19,7 @@ security, it listens on loopback only.
 """
 
 import argparse
+import collections
 import dataclasses
 import datetime
 import hmac
@@ -42,6 +45,10 @@ GRANTED_SCOPE = "read:users update:users create:users"
 SEARCH_QUERY = re.compile(r'email:"([^"]*)"')
 USER_PATH = re.compile(r"/api/v2/users/([^/]+)")
 COUNTS = ("token_requests", "users_by_email_requests", "search_requests")
+
+# Arrival times kept for `GET /_standin/rate`; older ones are forgotten, so a
+# long-running stand-in keeps a bounded record.
+ARRIVALS_KEPT = 100_000
 
 
 def is_number(value: object) -> bool:
@@ -120,6 +127,9 @@ class StandIn:
             self._users: dict[str, dict[str, Any]] = {}
             self._faults: dict[str, Any] = {}
             self._counts = dict.fromkeys(COUNTS, 0)
+            self._arrivals: collections.deque[float] = collections.deque(
+                maxlen=ARRIVALS_KEPT
+            )
 
     def answer(self, method: str, path: str, query: dict, auth: str, body: bytes):
         """Answer one request; query is parse_qs output, auth the header."""
@@ -141,7 +151,9 @@ class StandIn:
         return self._route(method, path, query, body, faults)
 
     def _count_and_read_faults(self, method: str, path: str, target: str) -> dict:
+        arrived = time.monotonic()
         with self._lock:
+            self._arrivals.append(arrived)
             if target == "token":
                 self._counts["token_requests"] += 1
             elif target == "lookup":
@@ -301,6 +313,13 @@ class StandIn:
         if path == "/_standin/stats" and method == "GET":
             with self._lock:
                 return Answer(200, dict(self._counts))
+        if path == "/_standin/rate" and method == "GET":
+            with self._lock:
+                arrivals = sorted(self._arrivals)
+            busiest = most_within(arrivals, 1.0)
+            return Answer(
+                200, {"requests": len(arrivals), "max_requests_in_any_second": busiest}
+            )
         if path == "/_standin/reset" and method == "POST":
             self.reset()
             return Answer(200, {})
@@ -325,6 +344,17 @@ class StandIn:
             if faults.get("revoke_tokens"):
                 self._tokens.clear()
         return Answer(200, {"faults": stored})
+
+
+def most_within(times: list[float], span: float) -> int:
+    """Return the most of the sorted times that fit in any interval [t, t + span)."""
+    most = 0
+    first = 0
+    for last, arrived in enumerate(times):
+        while arrived - times[first] >= span:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def new_user(email: str, connection: str, fields: dict[str, Any]) -> dict[str, Any]:

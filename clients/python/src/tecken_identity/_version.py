@@ -1,0 +1,3 @@
+"""The version of the tecken-identity package."""
+
+__version__ = "0.1.0"
