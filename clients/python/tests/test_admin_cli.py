@@ -392,3 +392,14 @@ def test_ca_file_turns_tls_on(capsys, monkeypatch, tmp_path):
         scripted.stop()
 
     assert (code, out) == (0, "blocked\n")
+
+
+def test_a_superusers_permissions_read_all_in_the_table(server, capsys):
+    boss = user_message(superuser=True, permissions=[MANAGE, UPLOAD, TRY])
+    server.script("ListUsers", pb.ListUsersResponse(users=[boss]))
+
+    _, table, _ = run(capsys, "users", "list")
+    _, out, _ = run(capsys, "users", "list", "--json")
+
+    assert table.splitlines()[1].split()[3] == "all"
+    assert json.loads(out)[0]["permissions"] == [MANAGE, UPLOAD, TRY]
