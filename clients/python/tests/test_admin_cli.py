@@ -5,6 +5,9 @@ here the server side is scripted, so each test can pick the answer it needs.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -404,3 +407,30 @@ def test_a_superusers_permissions_read_all_in_the_table(server, capsys):
     header, row = table.splitlines()
     assert row[header.index("PERMISSIONS") :].split()[0] == "all"
     assert json.loads(out)[0]["permissions"] == [MANAGE, UPLOAD, TRY]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(server):
+    many = [user_message(email=f"user{number:05}@example.com") for number in range(500)]
+    pages = [
+        pb.ListUsersResponse(users=many, next_page_token=f"page{page}")
+        for page in range(3)
+    ]
+    server.script("ListUsers", *pages, pb.ListUsersResponse(users=many))
+    env = {**os.environ, "IDENTITY_TARGET": server.target, "IDENTITY_TOKEN": KEY}
+
+    # More output than a pipe holds, so the write meets the closed pipe.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tecken_identity.admin", "users", "list"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    first = child.stdout.readline()
+    child.stdout.close()
+    errors = child.stderr.read()
+    child.stderr.close()
+
+    assert child.wait(timeout=60) == 0
+    assert first.startswith(b"EMAIL")
+    assert errors == b""

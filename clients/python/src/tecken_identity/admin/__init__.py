@@ -92,10 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-    if getattr(args, "json", False):
-        print(output.to_json(report.data))
-    else:
-        print(report.text)
+    text = output.to_json(report.data) if getattr(args, "json", False) else report.text
+    return show(text)
+
+
+def show(text: str) -> int:
+    """Print a command's output; a reader that stopped early is no failure."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # `identity-admin users list | head` closes the pipe early; pointing
+        # stdout at devnull keeps Python's exit flush from printing a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return failures.OK
 
 
