@@ -434,3 +434,37 @@ def test_a_reader_that_stops_early_gets_no_traceback(server):
     assert child.wait(timeout=60) == 0
     assert first.startswith(b"EMAIL")
     assert errors == b""
+
+
+def test_cert_and_key_files_answer_a_server_that_asks(capsys, monkeypatch, tmp_path):
+    certificates = make_certificates()
+    for name in ("ca", "client_certificate", "client_key"):
+        (tmp_path / f"{name}.pem").write_bytes(getattr(certificates, name))
+    credentials = grpc.ssl_server_credentials(
+        [(certificates.server_key, certificates.server_certificate)],
+        root_certificates=certificates.ca,
+        require_client_auth=True,
+    )
+    scripted = ScriptedServer(credentials).start()
+    scripted.script("IsBlocked", pb.IsBlockedResponse(status=pb.BLOCK_STATUS_BLOCKED))
+    monkeypatch.setenv("IDENTITY_TARGET", scripted.target)
+    monkeypatch.setenv("IDENTITY_TOKEN", KEY)
+
+    try:
+        alone = run(capsys, "is-blocked", "a@x.org", "--cert-file", "x.pem")
+        answered = run(
+            capsys,
+            "is-blocked",
+            "a@x.org",
+            "--ca-file",
+            str(tmp_path / "ca.pem"),
+            "--cert-file",
+            str(tmp_path / "client_certificate.pem"),
+            "--key-file",
+            str(tmp_path / "client_key.pem"),
+        )
+    finally:
+        scripted.stop()
+
+    assert alone[0] == 2
+    assert answered[:2] == (0, "blocked\n")
