@@ -123,11 +123,20 @@ def page_size(value: int) -> int:
 
 
 def short_text(value: str, field: str, *, limit: int = 4096) -> str:
-    """Return a required text field no longer than limit."""
+    """Return a required text field no longer than limit, free of control characters.
+
+    The fields checked here (login codes, states, URLs) are printable text
+    when genuine. PostgreSQL refuses NUL in text parameters outright, so a
+    value carrying one must be refused here rather than reach a query.
+    """
     if not value:
         raise errors.InvalidArgument(errors.FIELD_INVALID, field, "is empty")
     if len(value) > limit:
         raise errors.InvalidArgument(
             errors.FIELD_INVALID, field, f"is longer than {limit} characters"
+        )
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise errors.InvalidArgument(
+            errors.FIELD_INVALID, field, "contains control characters"
         )
     return value
