@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import unicodedata
 
 import grpc
 from tecken_identity._generated import identity_pb2 as pb
@@ -428,8 +429,16 @@ def decode_page_token(page_token: str) -> str:
             errors.FIELD_INVALID, "page_token", "is not a token from ListUsers"
         )
     try:
-        return base64.urlsafe_b64decode(page_token.encode("ascii")).decode("utf-8")
+        after = base64.urlsafe_b64decode(page_token.encode("ascii")).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise errors.InvalidArgument(
             errors.FIELD_INVALID, "page_token", "is not a token from ListUsers"
         ) from None
+
+    # A token of ours holds a checked email, which has no control or space
+    # characters; a forged one with NUL would make PostgreSQL fail the query.
+    if any(unicodedata.category(char).startswith(("C", "Z")) for char in after):
+        raise errors.InvalidArgument(
+            errors.FIELD_INVALID, "page_token", "is not a token from ListUsers"
+        )
+    return after

@@ -32,7 +32,9 @@ def email(value: str, field: str = "email") -> str:
     candidate = value.strip()
     if not candidate:
         raise errors.InvalidArgument(errors.EMAIL_INVALID, field, "is empty")
-    if len(candidate) > MAX_EMAIL_LENGTH:
+    # Folding for comparison can lengthen an email (U+0130 lowercases to two
+    # characters), and the folded form is what is stored and indexed.
+    if max(len(candidate), len(candidate.lower())) > MAX_EMAIL_LENGTH:
         raise errors.InvalidArgument(
             errors.EMAIL_INVALID, field, f"is longer than {MAX_EMAIL_LENGTH} characters"
         )
@@ -123,11 +125,20 @@ def page_size(value: int) -> int:
 
 
 def short_text(value: str, field: str, *, limit: int = 4096) -> str:
-    """Return a required text field no longer than limit."""
+    """Return a required text field no longer than limit, free of control characters.
+
+    The fields checked here (login codes, states, URLs) are printable text
+    when genuine. PostgreSQL refuses NUL in text parameters outright, so a
+    value carrying one must be refused here rather than reach a query.
+    """
     if not value:
         raise errors.InvalidArgument(errors.FIELD_INVALID, field, "is empty")
     if len(value) > limit:
         raise errors.InvalidArgument(
             errors.FIELD_INVALID, field, f"is longer than {limit} characters"
+        )
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise errors.InvalidArgument(
+            errors.FIELD_INVALID, field, "contains control characters"
         )
     return value

@@ -342,13 +342,19 @@ def test_caller_joining_a_slow_check_leaves_at_its_own_deadline(stack):
 # The rate budget
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """How one call ended: "OK" or the code and reason, its message, its time."""
+
+    outcome: str
+    message: str
+    seconds: float
+
+
 async def validate_at_once(target: str, keys: list[str], deadline: float) -> list:
-    """Validate every key at the same moment; return (outcome, seconds) pairs.
+    """Validate every key at the same moment; return each call's Answer."""
 
-    The outcome is "OK", or the status code name and reason of the refusal.
-    """
-
-    async def one(stub: pb_grpc.IdentityServiceStub, key: str) -> tuple[str, float]:
+    async def one(stub: pb_grpc.IdentityServiceStub, key: str) -> Answer:
         started = time.monotonic()
         try:
             await stub.ValidateToken(
@@ -356,9 +362,10 @@ async def validate_at_once(target: str, keys: list[str], deadline: float) -> lis
             )
         except grpc.aio.AioRpcError as error:
             outcome = f"{error.code().name} {reason_of(error)}"
+            message = error.details() or ""
         else:
-            outcome = "OK"
-        return outcome, time.monotonic() - started
+            outcome, message = "OK", ""
+        return Answer(outcome, message, time.monotonic() - started)
 
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.IdentityServiceStub(channel)
@@ -376,9 +383,12 @@ def test_many_users_due_at_once_never_exceed_the_ceiling(stack, respawn):
     rate = stack.auth0.http.get("/_standin/rate").json()
     assert rate["requests"] > len(emails)
     assert rate["max_requests_in_any_second"] <= 20
-    outcomes = {outcome for outcome, _ in answers}
-    assert outcomes == {"OK", "UNAVAILABLE AUTH0_UNAVAILABLE"}
-    assert all(took < 1.0 for _, took in answers)
-    refused = [took for outcome, took in answers if outcome != "OK"]
-    assert len(refused) >= 10
-    assert max(refused) < 0.5
+    assert {a.outcome for a in answers} == {"OK", "UNAVAILABLE AUTH0_UNAVAILABLE"}
+    assert all(a.seconds < 1.0 for a in answers)
+    assert sum(a.outcome != "OK" for a in answers) >= 10
+
+    # A call refused a turn hears so at once. A call given a late turn may
+    # still run out of time at Auth0, and is refused by its deadline instead.
+    over_budget = [a.seconds for a in answers if "request budget" in a.message]
+    assert over_budget
+    assert max(over_budget) < 0.5

@@ -5,6 +5,9 @@ here the server side is scripted, so each test can pick the answer it needs.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -392,3 +395,76 @@ def test_ca_file_turns_tls_on(capsys, monkeypatch, tmp_path):
         scripted.stop()
 
     assert (code, out) == (0, "blocked\n")
+
+
+def test_a_superusers_permissions_read_all_in_the_table(server, capsys):
+    boss = user_message(superuser=True, permissions=[MANAGE, UPLOAD, TRY])
+    server.script("ListUsers", pb.ListUsersResponse(users=[boss]))
+
+    _, table, _ = run(capsys, "users", "list")
+    _, out, _ = run(capsys, "users", "list", "--json")
+
+    header, row = table.splitlines()
+    assert row[header.index("PERMISSIONS") :].split()[0] == "all"
+    assert json.loads(out)[0]["permissions"] == [MANAGE, UPLOAD, TRY]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(server):
+    many = [user_message(email=f"user{number:05}@example.com") for number in range(500)]
+    pages = [
+        pb.ListUsersResponse(users=many, next_page_token=f"page{page}")
+        for page in range(3)
+    ]
+    server.script("ListUsers", *pages, pb.ListUsersResponse(users=many))
+    env = {**os.environ, "IDENTITY_TARGET": server.target, "IDENTITY_TOKEN": KEY}
+
+    # More output than a pipe holds, so the write meets the closed pipe.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tecken_identity.admin", "users", "list"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    first = child.stdout.readline()
+    child.stdout.close()
+    errors = child.stderr.read()
+    child.stderr.close()
+
+    assert child.wait(timeout=60) == 0
+    assert first.startswith(b"EMAIL")
+    assert errors == b""
+
+
+def test_cert_and_key_files_answer_a_server_that_asks(capsys, monkeypatch, tmp_path):
+    certificates = make_certificates()
+    for name in ("ca", "client_certificate", "client_key"):
+        (tmp_path / f"{name}.pem").write_bytes(getattr(certificates, name))
+    credentials = grpc.ssl_server_credentials(
+        [(certificates.server_key, certificates.server_certificate)],
+        root_certificates=certificates.ca,
+        require_client_auth=True,
+    )
+    scripted = ScriptedServer(credentials).start()
+    scripted.script("IsBlocked", pb.IsBlockedResponse(status=pb.BLOCK_STATUS_BLOCKED))
+    monkeypatch.setenv("IDENTITY_TARGET", scripted.target)
+    monkeypatch.setenv("IDENTITY_TOKEN", KEY)
+
+    try:
+        alone = run(capsys, "is-blocked", "a@x.org", "--cert-file", "x.pem")
+        answered = run(
+            capsys,
+            "is-blocked",
+            "a@x.org",
+            "--ca-file",
+            str(tmp_path / "ca.pem"),
+            "--cert-file",
+            str(tmp_path / "client_certificate.pem"),
+            "--key-file",
+            str(tmp_path / "client_key.pem"),
+        )
+    finally:
+        scripted.stop()
+
+    assert alone[0] == 2
+    assert answered[:2] == (0, "blocked\n")

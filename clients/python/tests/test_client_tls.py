@@ -1,4 +1,4 @@
-"""TLS, with the system's roots or a custom CA, against a scripted TLS server."""
+"""TLS with the system's roots, a custom CA or a client certificate."""
 
 import grpc
 import pytest
@@ -60,3 +60,64 @@ def test_plaintext_cannot_talk_to_a_tls_server(tls_server):
             client.get_user("alice@example.com", timeout=5)
 
     assert tls_server.calls("GetUser") == []
+
+
+@pytest.fixture
+def mutual_tls_server(certificates):
+    credentials = grpc.ssl_server_credentials(
+        [(certificates.server_key, certificates.server_certificate)],
+        root_certificates=certificates.ca,
+        require_client_auth=True,
+    )
+    scripted = ScriptedServer(credentials).start()
+    scripted.script("GetUser", case("GetUser").response)
+    try:
+        yield scripted
+    finally:
+        scripted.stop()
+
+
+def test_a_client_certificate_answers_a_server_that_asks_for_one(
+    mutual_tls_server, certificates
+):
+    with IdentityClient(
+        mutual_tls_server.target,
+        key=KEY,
+        root_certificates=certificates.ca,
+        certificate_chain=certificates.client_certificate,
+        private_key=certificates.client_key,
+    ) as client:
+        assert client.get_user("alice@example.com") == case("GetUser").result
+
+
+async def test_the_async_client_presents_a_client_certificate_too(
+    mutual_tls_server, certificates
+):
+    async with AsyncIdentityClient(
+        mutual_tls_server.target,
+        key=KEY,
+        root_certificates=certificates.ca,
+        certificate_chain=certificates.client_certificate,
+        private_key=certificates.client_key,
+    ) as client:
+        assert await client.get_user("alice@example.com") == case("GetUser").result
+
+
+def test_without_a_client_certificate_the_server_refuses(
+    mutual_tls_server, certificates
+):
+    with IdentityClient(
+        mutual_tls_server.target,
+        key=KEY,
+        root_certificates=certificates.ca,
+        retry=ONCE,
+    ) as client:
+        with pytest.raises(tecken_identity.Unavailable):
+            client.get_user("alice@example.com", timeout=5)
+
+    assert mutual_tls_server.calls("GetUser") == []
+
+
+def test_a_client_certificate_without_its_key_is_refused_at_once(certificates):
+    with pytest.raises(ValueError, match="private key"):
+        IdentityClient(certificate_chain=certificates.client_certificate)

@@ -12,11 +12,13 @@ from cryptography.x509.oid import NameOID
 
 @dataclasses.dataclass(frozen=True)
 class Certificates:
-    """PEM bytes of a CA, and of a server key and certificate it signed."""
+    """PEM bytes of a CA, and of the server and client keys and certificates."""
 
     ca: bytes
     server_key: bytes
     server_certificate: bytes
+    client_key: bytes
+    client_certificate: bytes
 
 
 def name(common_name: str) -> x509.Name:
@@ -29,8 +31,17 @@ def pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Return a private key as unencrypted PKCS 8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def make_certificates() -> Certificates:
-    """Make a CA and a certificate for a server at 127.0.0.1, valid for a day."""
+    """Make a CA, a server certificate for 127.0.0.1 and a client certificate."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -63,12 +74,22 @@ def make_certificates() -> Certificates:
         .sign(ca_key, hashes.SHA256())
     )
 
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(name("tecken upload service"))
+        .issuer_name(ca.subject)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+
     return Certificates(
         ca=pem(ca),
-        server_key=server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        server_key=private_pem(server_key),
         server_certificate=pem(server),
+        client_key=private_pem(client_key),
+        client_certificate=pem(client),
     )

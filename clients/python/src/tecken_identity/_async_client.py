@@ -31,12 +31,15 @@ class AsyncIdentityClient:
         tls: whether to use TLS, trusting the system's certificate roots.
         root_certificates: PEM certificates of a custom CA to trust instead;
             giving them implies TLS.
+        certificate_chain: a PEM client certificate (and its chain), for a
+            server that asks callers for one; implies TLS.
+        private_key: the PEM private key of that certificate.
         retry: how UNAVAILABLE is retried; `RetryPolicy(max_attempts=1)` turns
             retries off.
         options: more gRPC channel options, after (so over) the client's own.
-        channel: a channel to use instead of opening one; target, tls,
-            root_certificates, retry and options are then ignored, and the
-            client closes the channel when it is closed.
+        channel: a channel to use instead of opening one; target, the TLS
+            options, retry and options are then ignored, and the client closes
+            the channel when it is closed.
 
     Without TLS the key travels in plain text: use TLS for any target that is
     not on the same host or inside a network that encrypts for you.
@@ -50,6 +53,8 @@ class AsyncIdentityClient:
         timeout: float = _channel.DEFAULT_TIMEOUT,
         tls: bool = False,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         retry: _channel.RetryPolicy | None = None,
         options: _channel.ChannelOptions = (),
         channel: grpc.aio.Channel | None = None,
@@ -59,8 +64,9 @@ class AsyncIdentityClient:
         self._metadata = _channel.call_metadata(key)
         self._channel = channel or open_channel(
             target,
-            tls=tls,
-            root_certificates=root_certificates,
+            credentials=_channel.credentials(
+                tls, root_certificates, certificate_chain, private_key
+            ),
             retry=retry or _channel.RetryPolicy(),
             options=options,
         )
@@ -351,14 +357,12 @@ class AsyncIdentityClient:
 def open_channel(
     target: str,
     *,
-    tls: bool,
-    root_certificates: bytes | None,
+    credentials: grpc.ChannelCredentials | None,
     retry: _channel.RetryPolicy,
     options: _channel.ChannelOptions,
 ) -> grpc.aio.Channel:
     """Open the asyncio channel of a client."""
     all_options = _channel.channel_options(retry, options)
-    credentials = _channel.credentials(tls, root_certificates)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=all_options)
     return grpc.aio.secure_channel(target, credentials, options=all_options)

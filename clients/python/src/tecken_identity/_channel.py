@@ -97,15 +97,26 @@ def channel_options(
 
 
 def credentials(
-    tls: bool, root_certificates: bytes | None
+    tls: bool,
+    root_certificates: bytes | None,
+    certificate_chain: bytes | None = None,
+    private_key: bytes | None = None,
 ) -> grpc.ChannelCredentials | None:
     """Return TLS channel credentials, or None for a plaintext channel.
 
-    A custom CA implies TLS. Without one, TLS trusts the system's roots.
+    A custom CA or a client certificate implies TLS. Without a custom CA, TLS
+    trusts the system's roots. The client certificate is for a server that
+    asks every caller for one (IDENTITY_TLS_CLIENT_CA).
     """
-    if not tls and root_certificates is None:
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError("a client certificate needs its private key, and back")
+    if not tls and root_certificates is None and certificate_chain is None:
         return None
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_certificates,
+        private_key=private_key,
+        certificate_chain=certificate_chain,
+    )
 
 
 def call_metadata(key: str | None) -> tuple[tuple[str, str], ...] | None:

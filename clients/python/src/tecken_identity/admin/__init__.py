@@ -32,17 +32,31 @@ class Settings:
     timeout: float
     tls: bool
     root_certificates: bytes | None
+    certificate_chain: bytes | None
+    private_key: bytes | None
+
+
+def read_option_file(args: argparse.Namespace, name: str) -> bytes | None:
+    """Return the bytes of the file an option names, if it was given."""
+    path = getattr(args, name, None)
+    if not path:
+        return None
+
+    try:
+        return pathlib.Path(path).read_bytes()
+    except OSError as error:
+        option = "--" + name.replace("_", "-")
+        raise failures.UsageError(
+            f"cannot read {option}: {error.strerror or error}"
+        ) from error
 
 
 def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Return the client's settings; options win over the environment."""
-    ca_file = getattr(args, "ca_file", None)
-    try:
-        root_certificates = pathlib.Path(ca_file).read_bytes() if ca_file else None
-    except OSError as error:
-        raise failures.UsageError(
-            f"cannot read --ca-file: {error.strerror or error}"
-        ) from error
+    certificate_chain = read_option_file(args, "cert_file")
+    private_key = read_option_file(args, "key_file")
+    if (certificate_chain is None) != (private_key is None):
+        raise failures.UsageError("--cert-file and --key-file go together")
 
     timeout = getattr(args, "timeout", _channel.DEFAULT_TIMEOUT)
     if not timeout > 0:
@@ -55,7 +69,9 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
         key=getattr(args, "token", None) or environ.get("IDENTITY_TOKEN") or None,
         timeout=timeout,
         tls=getattr(args, "tls", False),
-        root_certificates=root_certificates,
+        root_certificates=read_option_file(args, "ca_file"),
+        certificate_chain=certificate_chain,
+        private_key=private_key,
     )
 
 
@@ -71,6 +87,8 @@ def run(args: argparse.Namespace, config: Settings) -> output.Report:
         timeout=config.timeout,
         tls=config.tls,
         root_certificates=config.root_certificates,
+        certificate_chain=config.certificate_chain,
+        private_key=config.private_key,
     ) as client:
         return command(client, args)
 
@@ -92,10 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-    if getattr(args, "json", False):
-        print(output.to_json(report.data))
-    else:
-        print(report.text)
+    text = output.to_json(report.data) if getattr(args, "json", False) else report.text
+    return show(text)
+
+
+def show(text: str) -> int:
+    """Print a command's output; a reader that stopped early is no failure."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # `identity-admin users list | head` closes the pipe early; pointing
+        # stdout at devnull keeps Python's exit flush from printing a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return failures.OK
 
 

@@ -102,6 +102,11 @@ def user_fields(user: models.User) -> str:
     )
 
 
+def held(user: models.User) -> str:
+    """Return a user's permissions for a table, a superuser's in one word."""
+    return "all" if user.superuser else permissions(user.permissions)
+
+
 def users_table(users: Sequence[models.User]) -> str:
     """Return users as a table."""
     if not users:
@@ -113,7 +118,7 @@ def users_table(users: Sequence[models.User]) -> str:
                 user.email,
                 activity(user),
                 yes_no(user.superuser),
-                permissions(user.permissions),
+                held(user),
                 when(user.last_login_time),
             )
             for user in users

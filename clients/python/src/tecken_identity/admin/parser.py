@@ -68,6 +68,16 @@ def connection_options() -> Parser:
         help="a PEM file of the CA to trust; implies --tls",
     )
     shared.add_argument(
+        "--cert-file",
+        default=argparse.SUPPRESS,
+        help="a PEM client certificate, for a server that asks for one; implies --tls",
+    )
+    shared.add_argument(
+        "--key-file",
+        default=argparse.SUPPRESS,
+        help="the PEM private key of --cert-file",
+    )
+    shared.add_argument(
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,
