@@ -429,7 +429,12 @@ def decode_page_token(page_token: str) -> str:
             errors.FIELD_INVALID, "page_token", "is not a token from ListUsers"
         )
     try:
-        after = base64.urlsafe_b64decode(page_token.encode("ascii")).decode("utf-8")
+        # validate: without it, characters outside the alphabet are dropped
+        # silently and a mangled token reads as some other position.
+        raw = base64.b64decode(
+            page_token.encode("ascii"), altchars=b"-_", validate=True
+        )
+        after = raw.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise errors.InvalidArgument(
             errors.FIELD_INVALID, "page_token", "is not a token from ListUsers"

@@ -3,6 +3,7 @@
 import pytest
 
 from identity_service import errors, validation
+from identity_service.servicer import decode_page_token, encode_page_token
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,17 @@ def test_notes_refuse_control_characters_and_length():
     for bad in ("bell\x07", "x" * 1001):
         with pytest.raises(errors.InvalidArgument):
             validation.notes(bad)
+
+
+@pytest.mark.parametrize("token", ["!!!", "YW!xpY2U=", "YWxpY2U", "a b", "\x00"])
+def test_mangled_page_tokens_are_refused(token):
+    with pytest.raises(errors.InvalidArgument) as caught:
+        decode_page_token(token)
+
+    assert caught.value.field == "page_token"
+
+
+def test_page_tokens_round_trip():
+    assert (
+        decode_page_token(encode_page_token("Alice@Example.com")) == "alice@example.com"
+    )
