@@ -27,7 +27,7 @@ def user_message(user: UserRecord) -> pb.User:
         email=user.email,
         active=user.active,
         superuser=user.superuser,
-        permissions=sorted(user.effective_permissions),
+        permissions=sorted(user.permissions),
         inactive_reason=INACTIVE_REASONS.get(
             user.inactive_reason, pb.INACTIVE_REASON_UNSPECIFIED
         ),

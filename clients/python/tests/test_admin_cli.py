@@ -248,17 +248,20 @@ def test_revoke_takes_from_the_current_permissions(server, capsys):
     assert list(server.calls("SetPermissions")[0].request.permissions) == [MANAGE]
 
 
-def test_revoke_from_a_superuser_is_refused_before_any_change(server, capsys):
-    server.script("GetUser", pb.GetUserResponse(user=user_message(superuser=True)))
+def test_revoke_from_a_superuser_changes_what_they_keep(server, capsys):
+    granted = user_message(superuser=True, permissions=[MANAGE, UPLOAD])
+    server.script("GetUser", pb.GetUserResponse(user=granted))
+    server.script("SetPermissions", pb.SetPermissionsResponse(user=USER_MESSAGE))
 
-    code, _, err = run(capsys, "users", "revoke", "alice@example.com", UPLOAD)
+    code, _, _ = run(capsys, "users", "revoke", "alice@example.com", UPLOAD)
 
-    assert code == 2
-    assert "--off" in err
-    assert server.calls("SetPermissions") == []
+    assert code == 0
+    request = server.calls("SetPermissions")[0].request
+    assert list(request.permissions) == [MANAGE]
+    assert not request.HasField("superuser")
 
 
-def test_superuser_keeps_the_permissions_and_off_clears_them(server, capsys):
+def test_superuser_on_and_off_keep_the_granted_permissions(server, capsys):
     server.script(
         "GetUser", pb.GetUserResponse(user=user_message(permissions=[UPLOAD]))
     )
@@ -269,7 +272,7 @@ def test_superuser_keeps_the_permissions_and_off_clears_them(server, capsys):
 
     on, off = (call.request for call in server.calls("SetPermissions"))
     assert (list(on.permissions), on.superuser) == ([UPLOAD], True)
-    assert (list(off.permissions), off.superuser) == ([], False)
+    assert (list(off.permissions), off.superuser) == ([UPLOAD], False)
 
 
 def test_tokens_create_prints_the_key_alone_on_the_last_line(server, capsys):

@@ -153,7 +153,10 @@ class User(_message.Message):
     """Why the user is inactive; unspecified while active."""
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The permissions granted to the user, sorted; a superuser's are all of them."""
+        """The permissions granted to the user, sorted. A superuser holds every
+        permission whatever this says; these are what they keep if the superuser
+        flag is taken away. ValidateToken's permissions are the effective ones.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:

@@ -85,12 +85,9 @@ def users_revoke(client: IdentityClient, args: argparse.Namespace) -> Report:
     """Take permissions from a user; their tokens lose them at once."""
     removing = checked_permissions(args.permissions)
     user = client.get_user(args.email)
-    if user.superuser:
-        raise UsageError(
-            "the user is a superuser and holds every permission; take that away "
-            "first with 'users superuser EMAIL --off'"
-        )
 
+    # A superuser still holds everything; what changes is what they keep if
+    # the superuser flag is taken away.
     change = client.set_permissions(
         args.email, sorted(set(user.permissions) - set(removing))
     )
@@ -100,13 +97,12 @@ def users_revoke(client: IdentityClient, args: argparse.Namespace) -> Report:
 def users_superuser(client: IdentityClient, args: argparse.Namespace) -> Report:
     """Make a user a superuser, or with --off take it away.
 
-    A superuser's permissions read back as all of them, so the set they were
-    granted before cannot be recovered: taking superuser away leaves the user
-    with no permissions, to be granted again as needed.
+    Either way the user keeps the permissions granted to them, which the
+    server reports apart from the superuser flag.
     """
     if args.off:
-        client.get_user(args.email)
-        change = client.set_permissions(args.email, [], superuser=False)
+        user = client.get_user(args.email)
+        change = client.set_permissions(args.email, user.permissions, superuser=False)
         return change_report(change)
 
     user = user_or_none(client, args.email)

@@ -153,8 +153,8 @@ def add_users(group: "argparse._SubParsersAction[Parser]", shared: Parser) -> No
         "superuser",
         commands.users_superuser,
         shared,
-        "make a user a superuser; with --off, take it away and leave the "
-        "user with no permissions",
+        "make a user a superuser; with --off, take it away (the permissions "
+        "granted to them stay)",
     )
     superuser.add_argument("email")
     superuser.add_argument(
