@@ -49,7 +49,8 @@ class TokenState(enum.StrEnum):
 class User:
     """One person known to the service.
 
-    `permissions` are the effective ones, sorted: for a superuser, all of them.
+    `permissions` are the ones granted, sorted; a superuser holds every
+    permission besides them.
     `inactive_reason` is None while the user is active.
     """
 
