@@ -101,8 +101,8 @@ def users_superuser(client: IdentityClient, args: argparse.Namespace) -> Report:
     server reports apart from the superuser flag.
     """
     if args.off:
-        user = client.get_user(args.email)
-        change = client.set_permissions(args.email, user.permissions, superuser=False)
+        granted = client.get_user(args.email).permissions
+        change = client.set_permissions(args.email, granted, superuser=False)
         return change_report(change)
 
     user = user_or_none(client, args.email)
