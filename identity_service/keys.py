@@ -62,9 +62,9 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("ascii")).digest()
 
 
-def same_digest(stored: bytes, key: str) -> bool:
-    """Compare a stored hash with a key's in constant time."""
-    return hmac.compare_digest(stored, digest(key))
+def same_digest(stored: bytes, computed: bytes) -> bool:
+    """Compare a stored hash with a sent key's hash in constant time."""
+    return hmac.compare_digest(stored, computed)
 
 
 def prefix(key: str) -> str:

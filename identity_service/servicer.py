@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import functools
 import unicodedata
 
 import grpc
@@ -76,7 +77,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def caller(self, context: grpc.aio.ServicerContext) -> Authenticated:
         """Authenticate the caller's own credential from the metadata."""
         return await self.s.authenticator.authenticate_caller(
-            context.invocation_metadata() or (), timeout=time_left(context)
+            context.invocation_metadata() or (),
+            time_left=functools.partial(time_left, context),
         )
 
     async def superuser(self, context: grpc.aio.ServicerContext) -> Authenticated:
@@ -220,7 +222,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             request.required_permissions, "required_permissions"
         )
         result = await self.s.authenticator.authenticate(
-            request.token, timeout=time_left(context), required=required
+            request.token,
+            time_left=functools.partial(time_left, context),
+            required=required,
         )
         return self.responses.response_for(
             result.token, result.user, result.permissions

@@ -18,6 +18,7 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 MAX_TOKEN_ID_LENGTH = 32
 MAX_PERMISSIONS = 64
+NO_PERMISSIONS: frozenset[str] = frozenset()
 
 # What an address may hold beyond letters and digits. Quotes, brackets,
 # backslashes, colons, commas and whitespace are refused: real addresses here
@@ -59,6 +60,9 @@ def email(value: str, field: str = "email") -> str:
 
 def permission_set(values: Iterable[str], field: str = "permissions") -> frozenset[str]:
     """Return the named permissions, or raise PERMISSION_UNKNOWN for a bad name."""
+    if not values:
+        # ValidateToken's common case: nothing required.
+        return NO_PERMISSIONS
     names = list(values)
     if len(names) > MAX_PERMISSIONS:
         raise errors.InvalidArgument(
