@@ -28,6 +28,7 @@ from .config import Config, ConfigError
 from .oidc import OidcClient
 from .recheck import BlockedCheck
 from .servicer import IdentityServicer, Services
+from .status import UndecodableRequests
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -97,11 +98,12 @@ def create_server(
     servicer replaces the real handlers, for the benchmark's control.
     """
     server = grpc.aio.server(
+        interceptors=(UndecodableRequests(),),
         options=(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_metadata_size", MAX_METADATA_BYTES),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
-        )
+        ),
     )
     pb_grpc.add_IdentityServiceServicer_to_server(
         servicer or IdentityServicer(services), server

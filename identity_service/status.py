@@ -7,6 +7,7 @@ one line per call with the method, the status and the duration.
 """
 
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ Response = TypeVar("Response")
 Handler = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+# What a lenient deserializer hands on for bytes that are not the message.
+UNDECODABLE = object()
 
 
 def rich_status(error: errors.IdentityError) -> status_pb2.Status:
@@ -104,3 +108,60 @@ def log_call(method: str, code: str, reason: str, start: float) -> None:
         reason or "-",
         duration_ms,
     )
+
+
+def lenient(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """Wrap a request deserializer so that bad bytes become UNDECODABLE.
+
+    gRPC answers a deserializer's exception with UNKNOWN and the exception's
+    text; any bytes a client sends are input, so they get INVALID_ARGUMENT.
+    """
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return UNDECODABLE
+
+    return parse
+
+
+class UndecodableRequests(grpc.aio.ServerInterceptor):
+    """Answer a unary request that does not parse with INVALID_ARGUMENT."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Return the method's handler with a deserializer that cannot fail."""
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or handler.request_deserializer is None
+        ):
+            return handler
+
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        # Typed for the sync server; under grpc.aio it takes an aio context.
+        inner: Any = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is UNDECODABLE:
+                error = errors.InvalidArgument(
+                    errors.FIELD_INVALID,
+                    "request",
+                    "is not a valid message for this method",
+                )
+                await abort(context, method, time.perf_counter(), error)
+            answer = inner(request, context)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
