@@ -190,7 +190,8 @@ async def superuser_command(store: Store, config: Config, args: Any) -> int:
     user, created = await store.set_permissions(
         email, granted, True, actor="cli", now=clock.now()
     )
-    print(f"{'created' if created else 'promoted'} superuser {user.email}")
+    # The operator typed the email; repeating it would put it in job logs.
+    print(f"{'created' if created else 'promoted'} superuser, user id {user.id}")
     return 0
 
 
