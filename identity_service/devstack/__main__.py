@@ -8,6 +8,7 @@ DEV_PROVIDER_PORT, DEV_AUTH0_PORT, DEV_GATEWAY_PORT and IDENTITY_LISTEN.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -47,8 +48,15 @@ def identity_command(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def stop_on_signal(signum: int, _frame: object) -> None:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the children are stopped too."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Start everything, print the instructions and wait for Ctrl-C."""
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     env = stack_environment()
     os.environ.setdefault("LOG_LEVEL", "INFO")
     from identity_service import config
@@ -56,13 +64,14 @@ def main() -> int:
     settings = config.load({**os.environ, **env})
 
     provider = processes.start_provider(
-        HOST, int(env["OIDC_OP_ISSUER"].rsplit(":", 1)[1])
+        HOST, int(env["OIDC_OP_ISSUER"].rsplit(":", 1)[1]), tied=True
     )
     auth0 = processes.start_auth0(
         HOST,
         int(env["AUTH0_MANAGEMENT_URL"].rsplit(":", 1)[1]),
         settings.auth0_client_id,
         settings.auth0_client_secret,
+        tied=True,
     )
     children = [provider, auth0]
     try:
@@ -72,7 +81,7 @@ def main() -> int:
             env, "createtoken", SUPERUSER, "--notes", "make run"
         ).split()[-1]
 
-        server = processes.start_identity(env, echo=True)
+        server = processes.start_identity(env, echo=True, tied=True)
         children.append(server)
         target = env["IDENTITY_LISTEN"]
 

@@ -7,6 +7,7 @@ servers through the same helpers.
 """
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -17,6 +18,20 @@ from collections.abc import Iterator, Mapping, Sequence
 
 LISTENING = re.compile(r"listening on (?:https?://)?(?P<host>[^\s]+):(?P<port>\d+)")
 PROVIDER_RUNNING = re.compile(r"running on http://(?P<host>[^\s:]+):(?P<port>\d+)")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to stop it when its parent dies.
+
+    The children run in sessions of their own so that a terminal's Ctrl-C
+    reaches only the parent, which stops them in order; this makes sure they
+    go too when the parent is killed without a chance to do so.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class StartError(RuntimeError):
@@ -34,6 +49,7 @@ class Child:
         env: Mapping[str, str] | None = None,
         ready: re.Pattern[str] = LISTENING,
         echo: bool = False,
+        tied: bool = False,
     ) -> None:
         self.name = name
         self.command = list(command)
@@ -51,6 +67,9 @@ class Child:
             text=True,
             bufsize=1,
             start_new_session=True,
+            # Only for a parent that lives as long as its children: Linux
+            # sends the signal when the thread that started the child ends.
+            preexec_fn=die_with_parent if tied else None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
