@@ -39,15 +39,18 @@ class ManualClock(Clock):
 class OffsetFileClock(Clock):
     """The wall clock plus a number of seconds read from a file.
 
-    The file is re-read only when its modification time or size changes, so a
-    call costs one stat. A missing or empty file means no offset; a file that
-    does not hold a number is an error, since a test that wrote it expects time
-    to move.
+    The file is re-read only when its inode, modification time or size
+    changes, so a call costs one stat. Writers replace the file whole (write a
+    new one, then rename it over): a file rewritten in place can be read empty
+    between truncation and write. The inode tells two replacements apart even
+    when they land in the same clock tick with the same size. A missing or
+    empty file means no offset; a file that does not hold a number is an
+    error, since a test that wrote it expects time to move.
     """
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._offset = datetime.timedelta()
 
     def now(self) -> datetime.datetime:
@@ -61,7 +64,7 @@ class OffsetFileClock(Clock):
             self._seen, self._offset = None, datetime.timedelta()
             return
 
-        seen = (stat.st_mtime_ns, stat.st_size)
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if seen == self._seen:
             return
 

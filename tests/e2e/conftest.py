@@ -152,7 +152,12 @@ class Stack:
     def advance(self, seconds: float) -> None:
         """Move the server's clock forward."""
         self.offset += seconds
-        self.clock_file.write_text(f"{self.offset}\n")
+        # Replaced whole, never rewritten in place: a server reading the file
+        # between truncation and write would see no offset, and for that
+        # moment its clock would fall back by all the time moved so far.
+        written = self.clock_file.with_name(self.clock_file.name + ".new")
+        written.write_text(f"{self.offset}\n")
+        os.replace(written, self.clock_file)
 
     def call(self, method: str, request: Any, key: str | None = None, **kw: Any) -> Any:
         """Call an RPC, with key as the caller's credential if given."""
