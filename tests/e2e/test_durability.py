@@ -256,8 +256,10 @@ def start_changes(stub: pb_grpc.IdentityServiceStub, chain: Chain, names: Run):
 
 
 async def wait_until_blocked(watcher: asyncpg.Connection, count: int) -> list[str]:
-    """Poll pg_stat_activity until count sessions wait on a lock; return each
-    one's statement, cut to its verb and table."""
+    """Poll pg_stat_activity until count sessions wait on a lock.
+
+    Returns what each waits in, cut to its verb and table (statement_of).
+    """
     deadline = time.monotonic() + 20
     while True:
         rows = await watcher.fetch(
@@ -270,8 +272,7 @@ async def wait_until_blocked(watcher: asyncpg.Connection, count: int) -> list[st
 
 
 def statement_of(query: str) -> str:
-    """Reduce an SQL statement to its verb and first table, such as
-    'INSERT INTO tokens' or 'SELECT users'."""
+    """Cut an SQL statement to its verb and table: 'INSERT INTO tokens'."""
     words = query.replace('"', "").split()
     verb = words[0].upper()
     if verb == "INSERT":
