@@ -116,3 +116,27 @@ def database_url(empty_database_url) -> str:
     """Return the plain URL of a new database with the current schema."""
     asyncio.run(migrate_url(empty_database_url))
     return empty_database_url
+
+
+# With TEST_DATABASE_ONLY set, as CI's PostgreSQL pass sets it, the run keeps
+# only the tests that reach TEST_DATABASE_URL: through these fixtures, or, for
+# modules that build one server for all their tests, by saying so with
+# USES_TEST_DATABASE = True. The rest already ran in the SQLite pass and would
+# run the same again.
+DATABASE_FIXTURES = {"database_url", "empty_database_url"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("TEST_DATABASE_ONLY"):
+        return
+
+    kept, dropped = [], []
+    for item in items:
+        uses = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or getattr(item.module, "USES_TEST_DATABASE", False):
+            kept.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

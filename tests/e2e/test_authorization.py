@@ -29,6 +29,8 @@ from tecken_identity._generated import identity_pb2 as pb
 from identity_service import permissions as perms
 
 pytestmark = pytest.mark.e2e
+# One server serves the module, on TEST_DATABASE_URL when it is set.
+USES_TEST_DATABASE = True
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 UPLOAD = perms.UPLOAD_SYMBOLS

@@ -24,6 +24,8 @@ from tecken_identity._generated import identity_pb2 as pb
 from identity_service import permissions as perms
 
 pytestmark = pytest.mark.e2e
+# One server serves the module, on TEST_DATABASE_URL when it is set.
+USES_TEST_DATABASE = True
 
 DOMAIN = "identity.tecken.mozilla.org"
 SERVICE = "/tecken.identity.v1.IdentityService/"

@@ -30,6 +30,8 @@ from tecken_identity._generated import identity_pb2_grpc as pb_grpc
 from identity_service.devstack import processes
 
 pytestmark = pytest.mark.e2e
+# One server serves the module, on TEST_DATABASE_URL when it is set.
+USES_TEST_DATABASE = True
 
 HERE = pathlib.Path(__file__).resolve().parent
 DOMAIN = "identity.tecken.mozilla.org"

@@ -24,6 +24,8 @@ from identity_service import database
 from identity_service import permissions as perms
 
 pytestmark = pytest.mark.e2e
+# One server serves the module, on TEST_DATABASE_URL when it is set.
+USES_TEST_DATABASE = True
 
 ALICE = "alice.secret@example.com"
 BOB = "bob.secret@example.com"
