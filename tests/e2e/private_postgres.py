@@ -6,10 +6,13 @@ PostgreSQL refuses to run as root, so under root every command runs as the
 `postgres` OS user through runuser. The server trusts connections from
 127.0.0.1 without a password and turns fsync off: its data is thrown away
 after the tests, and what they check is the identity server's transactions,
-which fsync does not change while PostgreSQL itself keeps running.
+which fsync does not change while PostgreSQL itself keeps running. A watchdog
+process (postgres_watchdog.py) stops the server if the test process dies
+without doing so.
 """
 
 import contextlib
+import ctypes
 import glob
 import os
 import pathlib
@@ -18,8 +21,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 
+WATCHDOG = pathlib.Path(__file__).with_name("postgres_watchdog.py")
+PR_SET_PDEATHSIG = 1
 SERVER_SETTINGS = """
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
@@ -47,6 +53,11 @@ def find_bin_dir() -> pathlib.Path:
     return pathlib.Path(initdb).parent
 
 
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent dies; runs in the child."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     """Return a loopback port that nothing listens on at the moment."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -72,6 +83,7 @@ class PrivatePostgres:
         self.log = self.root / "server.log"
         self.port = free_port()
         self._paused: list[int] = []
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.running = False
 
     def run(self, program: str, *args: str) -> None:
@@ -82,7 +94,8 @@ class PrivatePostgres:
             raise Unavailable(f"{program} failed: {result.stderr.strip()[-500:]}")
 
     def create(self) -> None:
-        """Make the cluster and start it."""
+        """Make the cluster and start it, watched in case this process dies."""
+        self.start_watchdog()
         self.run(
             "initdb",
             "--pgdata",
@@ -98,6 +111,20 @@ class PrivatePostgres:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(SERVER_SETTINGS)
         self.start()
+
+    def start_watchdog(self) -> None:
+        """Start the process that cleans up if this one dies first."""
+        stop = [*self.as_user, str(self.bin_dir / "pg_ctl"), "--pgdata"]
+        stop += [str(self.data), "--mode", "immediate", "stop"]
+        self._watchdog = subprocess.Popen(
+            [sys.executable, str(WATCHDOG), str(os.getpid()), str(self.root), *stop],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own session, so that a Ctrl-C meant for pytest spares it.
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
     def start(self) -> None:
         """Start the server on its port and wait until it accepts connections."""
@@ -168,6 +195,9 @@ class PrivatePostgres:
 
     def destroy(self) -> None:
         """Stop the server if it runs and delete its folder."""
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
         self.resume()
         if self.running:
             with contextlib.suppress(Unavailable):
