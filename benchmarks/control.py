@@ -1,9 +1,9 @@
 """The benchmark's control: the real server with a ValidateToken that does nothing.
 
 It answers a fixed response, built once, without touching the store, the
-cache or Auth0, but through the same server, the same per-call wrapper and log
-line and the same options, so the difference from the real ValidateToken is
-exactly the cost of validating.
+cache or Auth0, but through the same server, the same per-call wrapper, the
+same logging set-up and log line and the same options, so the difference from
+the real ValidateToken is exactly the cost of validating.
 
     python -m benchmarks.control    (settings from the environment, as `serve`)
 """
@@ -15,7 +15,7 @@ import sys
 import grpc
 from tecken_identity._generated import identity_pb2 as pb
 
-from identity_service import config, convert, server
+from identity_service import cli, config, convert, server
 from identity_service.servicer import IdentityServicer, Services
 from identity_service.status import rpc
 from identity_service.store import UserRecord
@@ -57,6 +57,9 @@ class ControlServicer(IdentityServicer):
 def main() -> int:
     """Serve the control until SIGTERM."""
     settings = config.load()
+    # The same log line per call as `identity-service serve`, so the two
+    # servers differ only in the handler.
+    cli.configure_logging(settings.log_level)
     try:
         asyncio.run(server.serve(settings, make_servicer=ControlServicer))
     except config.ConfigError as error:
