@@ -5,6 +5,7 @@ Operators write the plain URL (`sqlite:///var/identity.sqlite3`,
 aiosqlite for SQLite, asyncpg for PostgreSQL.
 """
 
+import asyncio
 import contextlib
 import pathlib
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import errors
+from . import deadline, errors
 from .config import ConfigError
 
 ASYNC_DRIVERS = {
@@ -103,16 +104,22 @@ def is_unavailable(error: BaseException) -> bool:
 
 @contextlib.asynccontextmanager
 async def translated_errors() -> AsyncIterator[None]:
-    """Turn a lost database connection into errors.Unavailable."""
+    """Turn a lost database connection into errors.Unavailable.
+
+    The work also ends at the current call's deadline (deadline.current),
+    with Unavailable too, so that the caller hears why in time.
+    """
     try:
-        yield
+        async with asyncio.timeout_at(deadline.current()):
+            yield
     except errors.IdentityError:
         raise
     except Exception as error:
         if is_unavailable(error):
-            raise errors.Unavailable(
-                errors.DATABASE_UNAVAILABLE, "the database cannot be reached"
-            ) from error
+            message = "the database cannot be reached"
+            if isinstance(error, TimeoutError):
+                message = "the database did not answer in time"
+            raise errors.Unavailable(errors.DATABASE_UNAVAILABLE, message) from error
         raise
 
 

@@ -25,6 +25,7 @@ from .authn import Authenticator
 from .cache import TokenCache, refreshing
 from .clock import Clock, clock_for
 from .config import Config, ConfigError
+from .deadline import CallDeadline
 from .oidc import OidcClient
 from .recheck import BlockedCheck
 from .servicer import IdentityServicer, Services
@@ -98,7 +99,7 @@ def create_server(
     servicer replaces the real handlers, for the benchmark's control.
     """
     server = grpc.aio.server(
-        interceptors=(UndecodableRequests(),),
+        interceptors=(UndecodableRequests(), CallDeadline()),
         options=(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_metadata_size", MAX_METADATA_BYTES),

@@ -591,3 +591,44 @@ async def test_database_that_stops_answering_gives_unavailable_in_bounded_time(
         assert took < 5
         assert every(await answers_of(outage_calls(stub, chain.admin_key, 10)), OK)
         assert outage_server.process.poll() is None
+
+
+async def test_database_busy_past_the_deadline_answers_unavailable_in_time(chain):
+    names = Run("deadline", 0)
+    async with (
+        grpc.aio.insecure_channel(chain.target) as channel,
+        connect(chain.database_url) as holder,
+    ):
+        stub = pb_grpc.IdentityServiceStub(channel)
+        admin = credential(chain.admin_key)
+        await stub.SetPermissions(
+            pb.SetPermissionsRequest(email=names.grantee, permissions=[UPLOAD]),
+            metadata=admin,
+            timeout=10,
+        )
+
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE audit_events IN SHARE MODE")
+        started = time.monotonic()
+        busy = await answers_of(
+            {
+                "SetPermissions": stub.SetPermissions(
+                    pb.SetPermissionsRequest(
+                        email=names.grantee, permissions=[UPLOAD, TRY]
+                    ),
+                    metadata=admin,
+                    timeout=2,
+                )
+            }
+        )
+        took = time.monotonic() - started
+        await transaction.rollback()
+
+        # UNAVAILABLE rather than DEADLINE_EXCEEDED: the server stops waiting
+        # a little before the deadline, so that its answer still arrives.
+        assert every(busy, DATABASE_DOWN)
+        assert took < 2
+        async with connect(chain.database_url) as db:
+            assert await grant_outcome(db, names) == "absent"
+        assert every(await answers_of(outage_calls(stub, chain.admin_key, 10)), OK)
