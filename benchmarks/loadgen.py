@@ -1,11 +1,12 @@
 """One load-generator process: async gRPC calls for a fixed time, then a report.
 
-    python -m benchmarks.loadgen TARGET METHOD CONCURRENCY SECONDS INPUT OUTPUT
+    python -m benchmarks.loadgen TARGET METHOD CONCURRENCY SECONDS INPUT OUTPUT START
 
 METHOD is `validate` (INPUT: a file of keys, one a line, used round-robin),
 `isblocked` or `createtoken` (INPUT: a file whose first line is the caller's
 key) or `login` (INPUT: JSON lines of code, state and redirect_uri, each used
-once). OUTPUT receives JSON: calls made, errors by status code, and the
+once). START is the UNIX time at which to begin, shared by the processes
+of one cell. OUTPUT receives JSON: calls made, errors by status code, and the
 latency of every call in seconds.
 """
 
@@ -42,7 +43,14 @@ def requests_for(method: str, lines: list[str]):
     raise SystemExit(f"unknown method {method}")
 
 
-async def drive(target: str, method: str, concurrency: int, seconds: float, lines):
+async def drive(
+    target: str,
+    method: str,
+    concurrency: int,
+    seconds: float,
+    lines: list[str],
+    start_at: float,
+):
     """Call the method from concurrency tasks until the time is up."""
     name, metadata, requests = requests_for(method, lines)
     latencies: list[float] = []
@@ -60,6 +68,10 @@ async def drive(target: str, method: str, concurrency: int, seconds: float, line
         calls = [getattr(pb_grpc.IdentityServiceStub(c), name) for c in channels]
         for channel in channels:
             await channel.channel_ready()
+
+        # Every client process of a cell starts at the same wall-clock moment,
+        # so their windows overlap and the cell's rate is calls / seconds.
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         stop = time.monotonic() + seconds
 
         async def worker(call) -> None:
@@ -92,10 +104,12 @@ async def drive(target: str, method: str, concurrency: int, seconds: float, line
 
 
 def main() -> int:
-    target, method, concurrency, seconds, source, output = sys.argv[1:7]
+    target, method, concurrency, seconds, source, output, start_at = sys.argv[1:8]
     with open(source, encoding="utf-8") as lines_file:
         lines = [line.strip() for line in lines_file if line.strip()]
-    report = asyncio.run(drive(target, method, int(concurrency), float(seconds), lines))
+    report = asyncio.run(
+        drive(target, method, int(concurrency), float(seconds), lines, float(start_at))
+    )
     with open(output, "w", encoding="utf-8") as out:
         json.dump(report, out)
     return 0
