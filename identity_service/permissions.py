@@ -1,17 +1,27 @@
-"""The permissions the service knows, with Tecken's names.
+"""The permissions the service knows, and how they are stored.
 
-Callers keep checking these exact strings, so they never change. A superuser
-holds all of them.
+The names are Tecken's and live in the client package
+(`tecken_identity.permissions`), so the server and its callers share one list;
+callers keep checking these exact strings. A superuser holds all of them.
 """
 
-UPLOAD_SYMBOLS = "upload.upload_symbols"
-UPLOAD_TRY_SYMBOLS = "upload.upload_try_symbols"
-VIEW_ALL_UPLOADS = "upload.view_all_uploads"
-MANAGE_TOKENS = "tokens.manage_tokens"
-
-ALL: frozenset[str] = frozenset(
-    (UPLOAD_SYMBOLS, UPLOAD_TRY_SYMBOLS, VIEW_ALL_UPLOADS, MANAGE_TOKENS)
+from tecken_identity.permissions import (
+    ALL,
+    MANAGE_TOKENS,
+    UPLOAD_SYMBOLS,
+    UPLOAD_TRY_SYMBOLS,
+    VIEW_ALL_UPLOADS,
 )
+
+__all__ = [
+    "ALL",
+    "MANAGE_TOKENS",
+    "UPLOAD_SYMBOLS",
+    "UPLOAD_TRY_SYMBOLS",
+    "VIEW_ALL_UPLOADS",
+    "decode",
+    "encode",
+]
 
 
 def encode(permissions: frozenset[str] | set[str]) -> str:
