@@ -10,12 +10,8 @@ One server serves the whole module, since one per case would take minutes.
 It is built from the pieces the `stack` fixture uses, with module scope.
 """
 
-import asyncio
 import base64
 import dataclasses
-import pathlib
-import types
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,17 +19,13 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy.engine import make_url
+from module_stack import running_stack
 from tecken_identity._generated import identity_pb2 as pb
-from tecken_identity._generated import identity_pb2_grpc as pb_grpc
-
-from identity_service.devstack import processes
 
 pytestmark = pytest.mark.e2e
 # One server serves the module, on TEST_DATABASE_URL when it is set.
 USES_TEST_DATABASE = True
 
-HERE = pathlib.Path(__file__).resolve().parent
 DOMAIN = "identity.tecken.mozilla.org"
 REDIRECT = "http://127.0.0.1:8765/callback"
 UPLOAD = "upload.upload_symbols"
@@ -292,13 +284,6 @@ DISTINCTIVE = sorted(
 )
 
 
-def conftest_module(config: pytest.Config, directory: pathlib.Path) -> types.ModuleType:
-    """Return the conftest module pytest loaded from directory."""
-    module = config.pluginmanager.get_plugin(str(directory / "conftest.py"))
-    assert isinstance(module, types.ModuleType), directory
-    return module
-
-
 @dataclasses.dataclass
 class Sweep:
     """The module's server and the credentials and ids the cases use."""
@@ -341,57 +326,11 @@ class Sweep:
 
 
 @pytest.fixture(scope="module")
-def module_database_url(request, tmp_path_factory) -> Iterator[str]:
-    """Yield a migrated database for the module, as database_url does per test."""
-    root = conftest_module(request.config, HERE.parent)
-    if not root.on_postgresql():
-        url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'identity.sqlite3'}"
-        asyncio.run(root.migrate_url(url))
-        yield url
-        return
-
-    name = f"identity_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(root.run_admin_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(root.TEST_DATABASE_URL).set(database=name)
-        plain = url.render_as_string(hide_password=False)
-        asyncio.run(root.migrate_url(plain))
-        yield plain
-    finally:
-        asyncio.run(
-            root.run_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
-
-
-@pytest.fixture(scope="module")
-def sweep(
-    request, module_database_url, provider, auth0_process, tmp_path_factory
-) -> Iterator[Sweep]:
+def sweep(request, provider, auth0_process, tmp_path_factory) -> Iterator[Sweep]:
     """Start one identity server for the module; yield what the cases need."""
-    e2e = conftest_module(request.config, HERE)
-    auth0 = e2e.Auth0Control(auth0_process)
-    auth0.reset()
-    clock = tmp_path_factory.mktemp("hostile-clock") / "clock-offset"
-    clock.write_text("0\n")
-    env = e2e.stack_env(module_database_url, provider, auth0.base_url, clock)
-
-    server = processes.start_identity(env)
-    target = f"{e2e.HOST}:{server.port}"
-    env["IDENTITY_TARGET"] = target
-    channel = grpc.insecure_channel(target)
-    stack = e2e.Stack(
-        target=target,
-        env=env,
-        clock_file=clock,
-        provider=provider,
-        auth0=auth0,
-        server=server,
-        channel=channel,
-        stub=pb_grpc.IdentityServiceStub(channel),
-    )
-    try:
-        stack.cli("superuser", e2e.ADMIN)
-        stack.admin_key = stack.cli("createtoken", e2e.ADMIN).stdout.split()[-1]
+    with running_stack(
+        request, tmp_path_factory, provider, auth0_process, "hostile"
+    ) as stack:
         admin = stack.call(
             "ValidateToken", pb.ValidateTokenRequest(token=stack.admin_key)
         )
@@ -402,10 +341,6 @@ def sweep(
         )
         user_key = stack.sign_in("nobody-special@example.com").session_token
         yield Sweep(stack=stack, user_key=user_key, admin_token_id=admin.token_id)
-    finally:
-        channel.close()
-        server.stop()
-        auth0.http.close()
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
